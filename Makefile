@@ -1,0 +1,90 @@
+# pgharbor: `make test` and `make lab` do everything on a fresh Debian 12
+# machine (as root): system packages, the virtualenv, the lab image.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
+export PGHARBOR_IMAGE ?= localhost/pgharbor-base:bookworm
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+# Debian packages: the container stack, PostgreSQL 15 for the test servers,
+# and the tools the backup code calls.
+SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns netavark aardvark-dns \
+	postgresql-15 postgresql-client-15 python3-venv gpg zstd rsync nftables
+STAMP := .cache
+MOTO_WHEELS := lab/.cache/moto-wheels.tar
+
+.PHONY: help deps system-deps venv lint yamllint ansible-lint unit integration molecule test \
+	lab lab-image lab-down lab-clean clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-14s %s\n", $$1, $$2 }'
+
+deps: system-deps venv ## install everything (Debian packages, virtualenv)
+
+system-deps: $(STAMP)/system-deps ## install the Debian packages (needs root)
+$(STAMP)/system-deps: Makefile
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "missing Debian packages: $$missing"; \
+			echo "run 'sudo make system-deps' (or: sudo apt-get install $$missing), then try again"; exit 1; \
+		fi; \
+		apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@mkdir -p $(STAMP) && touch $@
+
+venv: $(VENV)/.installed ## create .venv with the pinned toolchain
+$(VENV)/.installed: requirements.txt requirements.lock
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -c requirements.lock
+	touch $@
+
+lint: yamllint ansible-lint ## yamllint + ansible-lint (production profile)
+yamllint: venv
+	yamllint --strict .
+ansible-lint: venv
+	ansible-lint --profile production
+
+unit: venv ## unit tests (pure logic)
+	pytest tests/unit
+
+integration: deps ## integration tests (real PostgreSQL servers on loopback)
+	pytest tests/integration
+
+molecule: deps lab-image ## every Molecule scenario
+	@for scenario in $$(ls molecule | grep -v '^shared$$'); do \
+		echo "== molecule test -s $$scenario"; \
+		molecule test -s $$scenario; \
+	done
+
+test: lint unit integration molecule ## everything CI runs
+
+lab-image: system-deps ## build (or reuse) the lab's base image
+	lab/build-image.sh
+
+$(MOTO_WHEELS): requirements.txt
+	@mkdir -p $(dir $@)/wheels
+	$(PY) -m pip wheel -q --wheel-dir $(dir $@)/wheels "$$(grep '^moto\[server\]==' requirements.txt)"
+	tar -C $(dir $@)/wheels -cf $@ .
+
+lab: deps lab-image $(MOTO_WHEELS) ## bring the whole lab up and provision it (safe to repeat)
+	ansible-playbook lab/playbooks/up.yml
+	ansible-playbook lab/playbooks/lab.yml
+	ansible-playbook playbooks/site.yml
+
+lab-down: venv ## remove the lab's containers and network
+	ansible-playbook lab/playbooks/down.yml
+
+lab-clean: lab-down ## lab-down, then remove the cached base image too
+	podman rmi --ignore $(PGHARBOR_IMAGE)
+	rm -rf lab/.cache
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) $(STAMP) lab/.cache .pytest_cache

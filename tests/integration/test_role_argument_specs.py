@@ -1,0 +1,37 @@
+"""A bad role setting stops before any task runs, with a message that names
+the setting. Runs real ansible-playbook; nothing on this machine is changed
+because validation fails first."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+
+
+def run_role(repo, tmp_path, role, extra_vars):
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  roles:\n"
+        f"    - role: {role}\n"
+    )
+    args = [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", "--check",
+            "-e", json.dumps(extra_vars), str(playbook)]
+    return subprocess.run(args, cwd=repo, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("base_apt_cache_valid_time", "soon"),
+        ("base_packages", {"not": "a list"}),
+    ],
+)
+def test_bad_setting_is_named(repo, tmp_path, setting, value):
+    result = run_role(repo, tmp_path, "base", {setting: value})
+    assert result.returncode != 0
+    assert "Validating arguments against arg spec" in result.stdout
+    assert setting in result.stdout
