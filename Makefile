@@ -77,7 +77,6 @@ $(MOTO_WHEELS): requirements.txt
 lab: deps lab-image $(MOTO_WHEELS) ## bring the whole lab up and provision it (safe to repeat)
 	ansible-playbook lab/playbooks/up.yml
 	ansible-playbook lab/playbooks/lab.yml
-	ansible-playbook playbooks/site.yml
 
 lab-down: venv ## remove the lab's containers and network
 	ansible-playbook lab/playbooks/down.yml
