@@ -14,12 +14,12 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Debian packages: the container stack, PostgreSQL 15 for the test servers,
 # and the tools the backup code calls.
 SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns netavark aardvark-dns \
-	postgresql-15 postgresql-client-15 python3-venv gpg zstd rsync nftables
+	iptables postgresql-15 postgresql-client-15 python3-venv gpg zstd rsync nftables
 STAMP := .cache
 MOTO_WHEELS := lab/.cache/moto-wheels.tar
 
 .PHONY: help deps system-deps venv lint yamllint ansible-lint unit integration molecule test \
-	lab lab-image lab-down lab-clean clean
+	lab lab-image lab-test lab-down lab-clean clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-14s %s\n", $$1, $$2 }'
@@ -34,8 +34,10 @@ $(STAMP)/system-deps: Makefile
 			echo "missing Debian packages: $$missing"; \
 			echo "run 'sudo make system-deps' (or: sudo apt-get install $$missing), then try again"; exit 1; \
 		fi; \
-		apt-get update -qq; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		echo "installing Debian packages: $$missing"; \
+		mkdir -p $(STAMP); \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } \
+			>$(STAMP)/apt.log 2>&1 || { tail -n 30 $(STAMP)/apt.log; echo "apt-get failed (log: $(STAMP)/apt.log)"; exit 1; }; \
 	fi
 	@mkdir -p $(STAMP) && touch $@
 
@@ -64,7 +66,7 @@ molecule: deps lab-image ## every Molecule scenario
 		molecule test -s $$scenario; \
 	done
 
-test: lint unit integration molecule ## everything CI runs
+test: lint unit integration molecule lab-test ## everything CI runs
 
 lab-image: system-deps ## build (or reuse) the lab's base image
 	lab/build-image.sh
@@ -77,6 +79,9 @@ $(MOTO_WHEELS): requirements.txt
 lab: deps lab-image $(MOTO_WHEELS) ## bring the whole lab up and provision it (safe to repeat)
 	ansible-playbook lab/playbooks/up.yml
 	ansible-playbook lab/playbooks/lab.yml
+
+lab-test: deps lab-image $(MOTO_WHEELS) ## the lab as a test: up, provisioned twice (second run changed=0)
+	lab/test-lab.sh
 
 lab-down: venv ## remove the lab's containers and network
 	ansible-playbook lab/playbooks/down.yml

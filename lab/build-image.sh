@@ -60,4 +60,6 @@ tar -C "$root" -c . | podman import \
     --change "LABEL pgharbor.recipe=$recipe" \
     --change 'STOPSIGNAL SIGRTMIN+3' \
     - "$image" >/dev/null
+# The image this one replaces is now untagged: drop it rather than let old ones pile up.
+podman image prune -f --filter label=pgharbor.recipe >/dev/null
 echo "build-image: built $image (recipe $recipe)"
