@@ -61,7 +61,8 @@ integration: deps ## integration tests (real PostgreSQL servers on loopback)
 	pytest tests/integration
 
 molecule: deps lab-image ## every Molecule scenario
-	@for scenario in $$(ls molecule | grep -v '^shared$$'); do \
+	@for config in molecule/*/molecule.yml; do \
+		scenario=$$(basename $$(dirname $$config)); \
 		echo "== molecule test -s $$scenario"; \
 		molecule test -s $$scenario; \
 	done

@@ -12,8 +12,8 @@ recipe=$( { cat "$0"; echo "$suite $packages"; } | sha256sum | cut -c1-16)
 
 die() { echo "build-image: $*" >&2; exit 1; }
 
-command -v podman >/dev/null || die "podman is missing: run 'make lab-deps' as root (installs podman, runc, debootstrap)"
-command -v debootstrap >/dev/null || die "debootstrap is missing: run 'make lab-deps' as root"
+command -v podman >/dev/null || die "podman is missing: run 'make system-deps' as root (installs podman, runc, debootstrap)"
+command -v debootstrap >/dev/null || die "debootstrap is missing: run 'make system-deps' as root"
 [ "$(id -u)" = 0 ] || die "debootstrap needs root: run 'sudo make lab' (or build the image once as root)"
 
 current=$(podman image inspect --format '{{ index .Labels "pgharbor.recipe" }}' "$image" 2>/dev/null || true)
