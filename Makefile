@@ -42,7 +42,8 @@ $(STAMP)/system-deps: Makefile
 	@mkdir -p $(STAMP) && touch $@
 
 venv: $(VENV)/.installed ## create .venv with the pinned toolchain
-$(VENV)/.installed: requirements.txt requirements.lock
+# python3-venv (a Debian package) must be there before the virtualenv.
+$(VENV)/.installed: requirements.txt requirements.lock | $(STAMP)/system-deps
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt -c requirements.lock
