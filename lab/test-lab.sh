@@ -5,14 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+log=$(mktemp)
 created=no
 if [ -z "$(podman ps -a -q --filter label=pgharbor.lab=true)" ]; then
     created=yes
-    trap 'make --no-print-directory lab-down >/dev/null' EXIT
 fi
+cleanup() {
+    rm -f "$log"
+    if [ "$created" = yes ]; then make --no-print-directory lab-down >/dev/null; fi
+}
+trap cleanup EXIT
 
 make --no-print-directory lab
-log=$(mktemp)
 ansible-playbook lab/playbooks/lab.yml | tee "$log"
 if grep -E '^[a-z0-9-]+ +: .* changed=[1-9]' "$log"; then
     echo "lab-test: the second provisioning run changed something (hosts above): a role is not idempotent" >&2

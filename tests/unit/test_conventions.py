@@ -4,6 +4,7 @@ scenario takes its shared settings from one place."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,6 @@ def test_every_product_role_has_a_scenario():
 
 
 def test_lab_hosts_have_unique_addresses_in_the_lab_subnet():
-    import ipaddress
-
     inventory = load(REPO / "inventories" / "lab" / "hosts.yml")
     subnet = ipaddress.ip_network(load(REPO / "inventories" / "lab" / "group_vars" / "all.yml")["lab_subnet"])
     hosts = {
