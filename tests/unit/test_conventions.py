@@ -52,10 +52,14 @@ def test_defaults_are_prefixed_documented_and_agree(role):
 
 
 @pytest.mark.parametrize("role", ROLES, ids=role_ids(ROLES))
-def test_role_has_readme_with_idempotence_section(role):
+def test_role_readme_has_idempotence_and_every_variable(role):
     readme = role / "README.md"
     assert readme.exists(), f"{role.name}: README.md is missing"
-    assert "## Idempotence" in readme.read_text(), f"{role.name}: README has no Idempotence section"
+    text = readme.read_text()
+    assert "## Idempotence" in text, f"{role.name}: README has no Idempotence section"
+    options = load(role / "meta" / "argument_specs.yml")["argument_specs"]["main"].get("options", {})
+    undocumented = [name for name in options if f"`{name}`" not in text]
+    assert not undocumented, f"{role.name}: README does not describe {undocumented}"
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
@@ -67,10 +71,10 @@ def test_scenario_takes_shared_settings(scenario):
     assert any((scenario / "tests").glob("test_*.py")), f"{scenario.name}: no testinfra verify"
 
 
-def test_every_product_role_has_a_scenario():
-    scenarios = {s.name for s in SCENARIOS}
-    missing = [r.name for r in ROLES if r.parent == REPO / "roles" and r.name not in scenarios]
-    assert not missing, f"roles without a Molecule scenario: {missing}"
+def test_every_product_role_is_converged_by_a_scenario():
+    converged = " ".join((s / "converge.yml").read_text() for s in SCENARIOS if (s / "converge.yml").exists())
+    missing = [r.name for r in ROLES if r.parent == REPO / "roles" and f"role: {r.name}\n" not in converged]
+    assert not missing, f"roles no Molecule scenario converges: {missing}"
 
 
 def test_lab_hosts_have_unique_addresses_in_the_lab_subnet():
