@@ -79,7 +79,7 @@ def test_every_product_role_is_converged_by_a_scenario():
 
 def test_lab_hosts_have_unique_addresses_in_the_lab_subnet():
     inventory = load(REPO / "inventories" / "lab" / "hosts.yml")
-    subnet = ipaddress.ip_network(load(REPO / "inventories" / "lab" / "group_vars" / "all.yml")["lab_subnet"])
+    subnet = ipaddress.ip_network(load(REPO / "inventories" / "lab" / "group_vars" / "all" / "main.yml")["lab_subnet"])
     hosts = {
         name: spec for group in inventory["all"]["children"].values() for name, spec in group["hosts"].items()
     }
