@@ -28,10 +28,15 @@ def run_role(repo, tmp_path, role, extra_vars):
     [
         ("base_apt_cache_valid_time", "soon"),
         ("base_packages", {"not": "a list"}),
+        ("pki_mode", "make-it-up"),
+        ("pki_clients", [{"name": "app"}]),
+        ("pg_client_connect_timeout", "soon"),
+        ("pg_client_services", [{"name": "app", "host": "db1", "dbname": "app", "user": "u", "sslmode": "prefer"}]),
     ],
 )
 def test_bad_setting_is_named(repo, tmp_path, setting, value):
-    result = run_role(repo, tmp_path, "base", {setting: value})
+    role = next(r for r in ("base", "pki", "pg_client") if setting.startswith(f"{r}_"))
+    result = run_role(repo, tmp_path, role, {setting: value})
     assert result.returncode != 0
     assert "Validating arguments against arg spec" in result.stdout
     assert setting in result.stdout
