@@ -68,7 +68,7 @@ def test_configuration_is_whole_managed_files():
 
 def test_service_file_connects_with_verify_full():
     result = CLIENT.run(
-        "runuser -u root -- psql 'service=appdb' -XAtc "
+        "psql 'service=appdb' -XAtc "
         "\"SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()\""
     )
     assert result.rc == 0, result.stderr
