@@ -48,6 +48,8 @@ def run_playbook():
     scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
     inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    # Molecule forces colour for its own output; the tests read this output.
+    env.pop("ANSIBLE_FORCE_COLOR", None)
 
     def run(playbook: str, *args: str, extra_vars: dict | None = None) -> subprocess.CompletedProcess:
         command = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(scenario / playbook), *args]
