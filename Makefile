@@ -12,9 +12,11 @@ export PGHARBOR_IMAGE ?= localhost/pgharbor-base:bookworm
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 # Debian packages: the container stack, PostgreSQL 15 for the test servers,
+# ssh for the tests that reach a container over SSH,
 # and the tools the backup code calls.
 SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns netavark aardvark-dns \
-	iptables postgresql-15 postgresql-client-15 python3-venv gpg zstd rsync nftables
+	iptables postgresql-15 postgresql-client-15 python3-venv gpg zstd rsync nftables \
+	openssh-client
 STAMP := .cache
 MOTO_WHEELS := lab/.cache/moto-wheels.tar
 

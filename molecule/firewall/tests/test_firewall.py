@@ -186,6 +186,7 @@ def test_the_helper_refuses_a_broken_file_before_arming_anything():
         ("firewall_confirm_timeout", 200, "firewall_confirm_timeout (200) must be at least 5 and below"),
         ("firewall_new_connection_limit", "fast", "rates such as 50/second"),
         ("firewall_services", [{"name": "Pg-1", "port": 5432, "sources": ["10.0.0.1"]}], "firewall_services entry Pg-1"),
+        ("firewall_services", [{"name": "pg", "port": 5432, "protocol": "sctp", "sources": []}], "protocol must be one of: tcp, udp"),
     ],
 )
 def test_a_bad_setting_is_named_before_anything_changes(run_playbook, setting, value, message):
