@@ -90,6 +90,11 @@ def test_denied_client_is_dropped_not_refused():
     assert dropped() >= before + 2
 
 
+def test_ping_is_answered_for_everyone():
+    # ICMP is not a service: errors and (rate limited) echo pass from anyone.
+    assert DENIED.run("ping -c 1 -W 2 %s", address(HOST)).rc == 0
+
+
 def test_a_listening_port_nobody_is_allowed_is_dropped_for_everyone():
     # The web server answers on the host itself (loopback passes) ...
     assert HOST.run("python3 -c %s 127.0.0.1 8080 3", PROBE).stdout.startswith("open")
@@ -175,6 +180,25 @@ def test_the_helper_refuses_a_broken_file_before_arming_anything():
     assert result.rc != 0 and "syntax error" in result.stderr
     assert live_table() == before
     assert not revert_armed()
+
+
+def test_a_second_apply_before_confirmation_keeps_the_confirmed_way_back():
+    before = live_table()
+    for port in (5433, 5434):
+        HOST.check_output(f"sed 's/dport 5432/dport {port}/' {CANDIDATE} > /tmp/{port}.nft")
+    # An apply whose confirmation never came (the controller died), then another one.
+    HOST.check_output("pgharbor-firewall apply /tmp/5433.nft 60")
+    HOST.check_output("pgharbor-firewall apply /tmp/5434.nft 60")
+    assert "dport 5434" in live_table() and revert_armed()
+    # What the timer runs: back to the last confirmed table, not to 5433.
+    HOST.check_output("pgharbor-firewall revert /tmp/5434.nft")
+    assert live_table() == before
+    assert not revert_armed()
+
+
+def test_confirming_after_the_revert_ran_is_refused():
+    result = HOST.run("pgharbor-firewall confirm /tmp/5434.nft")
+    assert result.rc != 0 and "the revert ran before the confirmation came" in result.stderr
 
 
 @pytest.mark.parametrize(
