@@ -11,6 +11,7 @@ import pytest
 from psycopg import sql
 
 from pgharbor import catalog
+from pgharbor.datacompare import compare_data
 from pgharbor.migrate import MigrationError, migrate
 from pgharbor.pgsession import connect
 
@@ -127,3 +128,46 @@ def test_a_wrong_password_is_reported_by_the_server(servers, tmp_path):
     with pytest.raises(psycopg.OperationalError, match="password authentication failed for user \"migrator\""):
         migrate(source.conninfo("appdb"), target.conninfo("appdb", user="migrator", password="wrong"),
                 target_role="app_owner")
+
+
+# --- comparing: equal after the migration, and each kind of difference found --
+
+def test_the_migrated_database_compares_equal(servers, tmp_path):
+    source, target = servers
+    run_migration(source, target, tmp_path)
+    report = compare_data(source.conninfo("appdb"), target.conninfo("appdb"), chunk_rows=1000)
+    assert report.equal, report
+    events = next(t for t in report.tables if t.table == "app.events")
+    assert events.source_rows == 20001 and events.chunks == 21
+
+
+@pytest.mark.parametrize(
+    ("change", "expect"),
+    [
+        ("UPDATE app.events SET payload = '{\"n\": 0}' WHERE id = 15000", {"table": "app.events", "changed": ["15000"]}),
+        ("DELETE FROM app.events WHERE id = 7", {"table": "app.events", "missing_on_target": ["7"]}),
+        ("SET session_replication_role = replica; INSERT INTO app.events (id, payload) VALUES (99999, '{}')", {"table": "app.events", "extra_on_target": ["99999"]}),
+        ("UPDATE app.nokey SET b = 'y' WHERE b = 'x' AND ctid = (SELECT min(ctid) FROM app.nokey WHERE b = 'x')",
+         {"table": "app.nokey"}),
+        ("SELECT setval('app.invoice_no', 5000)", {"sequence": "app.invoice_no: source (1007, True), target (5000, True)"}),
+        ("SELECT lo_put(424242, 0, 'J')", {"large_object": "large object 424242: content differs"}),
+    ],
+    ids=["changed-cell", "deleted-row", "extra-row", "no-key-table", "sequence", "large-object"],
+)
+def test_each_difference_is_found_and_named(servers, tmp_path, change, expect):
+    source, target = servers
+    run_migration(source, target, tmp_path)
+    with target.connect("appdb", autocommit=True) as conn:
+        conn.execute(change)
+    report = compare_data(source.conninfo("appdb"), target.conninfo("appdb"), chunk_rows=1000)
+    assert not report.equal
+    if "table" in expect:
+        differing = [t for t in report.tables if not t.equal]
+        assert [t.table for t in differing] == [expect["table"]]
+        for kind in ("changed", "missing_on_target", "extra_on_target"):
+            if kind in expect:
+                assert getattr(differing[0], kind) == expect[kind]
+    if "sequence" in expect:
+        assert report.sequences == [expect["sequence"]]
+    if "large_object" in expect:
+        assert report.large_objects == [expect["large_object"]]
