@@ -114,17 +114,26 @@ def _user_tables(conn: psycopg.Connection) -> list[str]:
              AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1""")]
 
 
+LARGE_OBJECT_CHUNK = 1 << 20
+
+
 def _copy_large_objects(holder: psycopg.Connection, target: psycopg.Connection) -> int:
-    """Large objects keep their OIDs (columns of type oid point at them)."""
-    count = 0
+    """Large objects keep their OIDs (columns of type oid point at them). They
+    travel in chunks, so a large object of any size needs little memory here."""
     oids = [r[0] for r in holder.execute("SELECT oid FROM pg_largeobject_metadata ORDER BY oid")]
     target.execute("BEGIN")
     for oid in oids:
-        data = holder.execute("SELECT lo_get(%s)", (oid,)).fetchone()[0]
-        target.execute("SELECT lo_from_bytea(%s, %s)", (oid, data))
-        count += 1
+        target.execute("SELECT lo_create(%s)", (oid,))
+        offset = 0
+        while True:
+            chunk = holder.execute("SELECT lo_get(%s, %s, %s)", (oid, offset, LARGE_OBJECT_CHUNK)).fetchone()[0]
+            if chunk:
+                target.execute("SELECT lo_put(%s, %s, %s)", (oid, offset, chunk))
+            if len(chunk) < LARGE_OBJECT_CHUNK:
+                break
+            offset += len(chunk)
     target.execute("COMMIT")
-    return count
+    return len(oids)
 
 
 def _set_sequences(target: psycopg.Connection, sequences: list[catalog.Sequence]) -> None:

@@ -40,7 +40,7 @@ Progress = Callable[[str, int, bool], None]
 def default_jobs() -> int:
     """Workers the machine can use: one per CPU, at least 2 (one worker
     waits on the network while another waits on the disk)."""
-    return max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2)
+    return max(2, len(os.sched_getaffinity(0)))
 
 
 class _Worker(threading.local):

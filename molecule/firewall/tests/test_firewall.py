@@ -4,7 +4,8 @@ client, and from the controller over SSH, where a lock-out must undo itself."""
 from __future__ import annotations
 
 import re
-import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -48,13 +49,8 @@ def probe(client, port: int, timeout: float = 3) -> str:
 
 
 def probe_from_controller(port: int, timeout: float = 3) -> str:
-    try:
-        with socket.create_connection((address(HOST), port), timeout=timeout) as conn:
-            return f"open {conn.recv(16)!r}"
-    except socket.timeout:
-        return "timeout"
-    except ConnectionRefusedError:
-        return "refused"
+    argv = [sys.executable, "-c", PROBE, address(HOST), str(port), str(timeout)]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def dropped() -> int:
