@@ -143,7 +143,8 @@ def main() -> None:
     )
     p = module.params
     result = check_certificate(
-        p["cert"], p["ca"], p["key"], p["dns_names"], p["ip_addresses"], p["common_name"], p["purpose"], p["warn_days"]
+        p["cert"], p["ca"], key_path=p["key"], dns_names=p["dns_names"], ip_addresses=p["ip_addresses"],
+        common_name=p["common_name"], purpose=p["purpose"], warn_days=p["warn_days"],
     )
     for warning in result.warnings:
         module.warn(warning)

@@ -90,9 +90,9 @@ def filter_toc(listing: str, existing: Existing) -> str:
 
 
 def copy_section(section: str, source: str, target: str, snapshot: str, *, existing: Existing,
-                 target_role: str | None, jobs: int = 1, bindir: Path | None = None) -> int:
+                 target_role: str | None, jobs: int = 1, bindir: Path | None = None) -> None:
     """Dump one section from the source under snapshot and restore it into
-    the target. Returns the number of objects restored."""
+    the target."""
     bindir = bindir or pg_bindir()
     source_conninfo, source_env = _connection(source)
     target_conninfo, target_env = _connection(target)
@@ -110,4 +110,3 @@ def copy_section(section: str, source: str, target: str, snapshot: str, *, exist
             argv.append(f"--role={target_role}")
         argv += ["--single-transaction"] if jobs <= 1 else [f"--jobs={jobs}"]
         _run(argv + [str(archive)], target_env, f"pg_restore --section={section}")
-        return sum(1 for line in toc.splitlines() if TOC_LINE.match(line))
