@@ -13,6 +13,11 @@ from psycopg import sql
 # arrays) means the same thing on both ends.
 FIRST_NORMAL_OID = 16384
 
+# Built in, but their binary form is the OID of a catalog object, which is a
+# different number on the target; their text form is the object's name.
+OID_ALIAS_TYPES = ("regclass", "regcollation", "regconfig", "regdictionary", "regnamespace", "regoper",
+                   "regoperator", "regproc", "regprocedure", "regrole", "regtype")
+
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
@@ -47,7 +52,9 @@ SELECT n.nspname, c.relname,
        coalesce(array_agg(a.attname ORDER BY a.attnum)
                 FILTER (WHERE a.attname IS NOT NULL), '{}'),
        coalesce(bool_and(coalesce(base.oid, 0) < %(first)s
-                         AND coalesce(elem.oid, 0) < %(first)s), true),
+                         AND coalesce(elem.oid, 0) < %(first)s
+                         AND NOT coalesce(bt.typname = ANY(%(aliases)s) OR elem.typname = ANY(%(aliases)s),
+                                          false)), true),
        pg_table_size(c.oid),
        greatest(c.reltuples, 0)::bigint
 FROM pg_class c
@@ -77,7 +84,7 @@ ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname
 
 def tables(conn: psycopg.Connection) -> list[Table]:
     """The tables whose rows are copied, largest first."""
-    rows = conn.execute(TABLES_SQL, {"first": FIRST_NORMAL_OID}).fetchall()
+    rows = conn.execute(TABLES_SQL, {"first": FIRST_NORMAL_OID, "aliases": list(OID_ALIAS_TYPES)}).fetchall()
     return [Table(schema, name, tuple(cols), bool(safe), int(size), int(est))
             for schema, name, cols, safe, size, est in rows]
 
@@ -116,3 +123,14 @@ def sequences(conn: psycopg.Connection) -> list[Sequence]:
 
 def large_object_count(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
+
+
+def user_relations(conn: psycopg.Connection) -> list[str]:
+    """Tables, views and foreign tables outside the system schemas: what
+    makes a database not empty."""
+    return [r[0] for r in conn.execute(
+        """SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+             AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1""")]

@@ -105,15 +105,6 @@ def _existing(target: psycopg.Connection) -> Existing:
     return Existing(frozenset(schemas), frozenset(extensions))
 
 
-def _user_tables(conn: psycopg.Connection) -> list[str]:
-    return [r[0] for r in conn.execute(
-        """SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
-           JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
-             AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-             AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1""")]
-
-
 LARGE_OBJECT_CHUNK = 1 << 20
 
 
@@ -153,7 +144,7 @@ def migrate(source: str, target: str, *, target_role: str | None = None, jobs: i
     try:
         if target_role:
             control.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(target_role)))
-        present = _user_tables(control)
+        present = catalog.user_relations(control)
         if present:
             raise MigrationError(
                 f"the target database is not empty ({len(present)} relations, e.g. {', '.join(present[:3])}); "

@@ -4,7 +4,6 @@ awkward database arrives whole, in the target's least-privilege model."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,35 +14,11 @@ from pgharbor.datacompare import compare_data
 from pgharbor.migrate import MigrationError, migrate
 from pgharbor.pgsession import connect
 
-AWKWARD = Path(__file__).parent / "fixtures" / "awkward.sql"
-MIGRATOR_PASSWORD = "migrator-Secret-1"
+from migrationdb import OWNER
 
-
-@pytest.fixture
-def servers(pg_server_factory):
-    """A source holding the awkward database, and a target prepared the way
-    roles/postgresql_server prepares it: a NOLOGIN owner owns the database and
-    its schema, the migrator logs in and is a member of the owner."""
-    source, target = pg_server_factory(), pg_server_factory()
-    with source.connect(autocommit=True) as conn:
-        conn.execute("CREATE DATABASE appdb")
-    with source.connect("appdb", autocommit=True) as conn:
-        conn.execute(AWKWARD.read_text())
-    with target.connect(autocommit=True) as conn:
-        conn.execute("CREATE ROLE app_owner NOLOGIN")
-        conn.execute(sql.SQL("CREATE ROLE migrator LOGIN PASSWORD {} IN ROLE app_owner").format(
-            sql.Literal(MIGRATOR_PASSWORD)))
-        conn.execute("CREATE DATABASE appdb OWNER app_owner TEMPLATE template0")
-    with target.connect("appdb", autocommit=True) as conn:
-        conn.execute("CREATE SCHEMA app AUTHORIZATION app_owner")
-        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-        conn.execute("GRANT CREATE ON SCHEMA public TO app_owner")
-    return source, target
-
-
-def run_migration(source, target, tmp_path, **kwargs):
-    return migrate(source.conninfo("appdb"), target.conninfo("appdb", user="migrator", password=MIGRATOR_PASSWORD),
-                   target_role="app_owner", status_path=str(tmp_path / "status.json"), **kwargs)
+def run_migration(servers, tmp_path, **kwargs):
+    return migrate(servers.source_conninfo(), servers.target_conninfo(), target_role=OWNER,
+                   status_path=str(tmp_path / "status.json"), **kwargs)
 
 
 def content(conninfo: str) -> dict[str, tuple[int, str]]:
@@ -58,22 +33,24 @@ def content(conninfo: str) -> dict[str, tuple[int, str]]:
 
 
 def test_the_awkward_database_arrives_whole(servers, tmp_path):
-    source, target = servers
-    result = run_migration(source, target, tmp_path, jobs=3)
+    source, target = servers.source, servers.target
+    result = run_migration(servers, tmp_path, jobs=3)
 
-    expected = content(source.conninfo("appdb"))
-    assert content(target.conninfo("appdb")) == expected
+    expected = content(servers.source_conninfo())
+    assert content(servers.target_conninfo()) == expected
     assert {t.table for t in result.tables} == set(expected)
     assert result.rows == sum(rows for rows, _ in expected.values())
-    # Built-in types only travel binary; enums, domains, composites as text.
+    # Built-in types only travel binary; enums, domains, composites as text,
+    # and catalog references (regclass...) by name.
     formats = {t.table: t.format for t in result.tables}
     assert formats["app.events"] == "binary" and formats["app.everything"] == "text"
+    assert formats["app.refs"] == "text"
     assert json.loads((tmp_path / "status.json").read_text())["phase"] == "done"
 
 
 def test_partitions_and_inheritance_hold_each_row_once(servers, tmp_path):
-    source, target = servers
-    run_migration(source, target, tmp_path)
+    source, target = servers.source, servers.target
+    run_migration(servers, tmp_path)
     with target.connect("appdb") as conn:
         assert conn.execute("SELECT count(*) FROM app.measurements").fetchone()[0] == 401
         assert conn.execute("SELECT count(*) FROM app.animals").fetchone()[0] == 3
@@ -81,8 +58,8 @@ def test_partitions_and_inheritance_hold_each_row_once(servers, tmp_path):
 
 
 def test_triggers_did_not_fire_during_the_load_but_exist_after(servers, tmp_path):
-    source, target = servers
-    run_migration(source, target, tmp_path)
+    source, target = servers.source, servers.target
+    run_migration(servers, tmp_path)
     with target.connect("appdb") as conn:
         assert conn.execute("SELECT count(*) FROM app.audit").fetchone()[0] == 1
         conn.execute("INSERT INTO app.events (payload) VALUES ('{}')")
@@ -90,8 +67,8 @@ def test_triggers_did_not_fire_during_the_load_but_exist_after(servers, tmp_path
 
 
 def test_sequences_large_objects_and_matviews(servers, tmp_path):
-    source, target = servers
-    result = run_migration(source, target, tmp_path)
+    source, target = servers.source, servers.target
+    result = run_migration(servers, tmp_path)
     with source.connect("appdb") as src, target.connect("appdb") as dst:
         assert [(s.label, s.last_value, s.is_called) for s in catalog.sequences(dst)] == \
                [(s.label, s.last_value, s.is_called) for s in catalog.sequences(src)]
@@ -102,8 +79,8 @@ def test_sequences_large_objects_and_matviews(servers, tmp_path):
 
 
 def test_objects_belong_to_the_owner_role_and_policies_survive(servers, tmp_path):
-    source, target = servers
-    run_migration(source, target, tmp_path)
+    source, target = servers.source, servers.target
+    run_migration(servers, tmp_path)
     with target.connect("appdb") as conn:
         owners = conn.execute(
             """SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -114,28 +91,27 @@ def test_objects_belong_to_the_owner_role_and_policies_survive(servers, tmp_path
 
 
 def test_a_target_that_is_not_empty_is_refused(servers, tmp_path):
-    source, target = servers
+    source, target = servers.source, servers.target
     with target.connect("appdb", autocommit=True) as conn:
         conn.execute("CREATE TABLE app.already_here (id integer)")
     with pytest.raises(MigrationError, match=r"the target database is not empty \(1 relations, e.g. app.already_here\)"):
-        run_migration(source, target, tmp_path)
+        run_migration(servers, tmp_path)
     with target.connect("appdb") as conn:
         assert conn.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'app'::regnamespace").fetchone()[0] == 1
 
 
 def test_a_wrong_password_is_reported_by_the_server(servers, tmp_path):
-    source, target = servers
+    source, target = servers.source, servers.target
     with pytest.raises(psycopg.OperationalError, match="password authentication failed for user \"migrator\""):
-        migrate(source.conninfo("appdb"), target.conninfo("appdb", user="migrator", password="wrong"),
-                target_role="app_owner")
+        migrate(servers.source_conninfo(), servers.target_conninfo(password="wrong"), target_role=OWNER)
 
 
 # --- comparing: equal after the migration, and each kind of difference found --
 
 def test_the_migrated_database_compares_equal(servers, tmp_path):
-    source, target = servers
-    run_migration(source, target, tmp_path)
-    report = compare_data(source.conninfo("appdb"), target.conninfo("appdb"), chunk_rows=1000)
+    source, target = servers.source, servers.target
+    run_migration(servers, tmp_path)
+    report = compare_data(servers.source_conninfo(), servers.target_conninfo(), chunk_rows=1000)
     assert report.equal, report
     events = next(t for t in report.tables if t.table == "app.events")
     assert events.source_rows == 20001 and events.chunks == 21
@@ -155,11 +131,11 @@ def test_the_migrated_database_compares_equal(servers, tmp_path):
     ids=["changed-cell", "deleted-row", "extra-row", "no-key-table", "sequence", "large-object"],
 )
 def test_each_difference_is_found_and_named(servers, tmp_path, change, expect):
-    source, target = servers
-    run_migration(source, target, tmp_path)
+    source, target = servers.source, servers.target
+    run_migration(servers, tmp_path)
     with target.connect("appdb", autocommit=True) as conn:
         conn.execute(change)
-    report = compare_data(source.conninfo("appdb"), target.conninfo("appdb"), chunk_rows=1000)
+    report = compare_data(servers.source_conninfo(), servers.target_conninfo(), chunk_rows=1000)
     assert not report.equal
     if "table" in expect:
         differing = [t for t in report.tables if not t.equal]
