@@ -134,18 +134,25 @@ def _large_object_diffs(src: psycopg.Connection, dst: psycopg.Connection) -> lis
             for oid in sorted(set(left) | set(right), key=int) if left.get(oid) != right.get(oid)]
 
 
+def compare_rows(src: psycopg.Connection, dst: psycopg.Connection, *, chunk_rows: int = 10000,
+                 examples: int = 5) -> DataReport:
+    """Compare every table's rows, the sequences and the large objects, each
+    side read in the transaction its connection has open."""
+    left = {t.label: t for t in catalog.tables(src)}
+    right = {t.label: t for t in catalog.tables(dst)}
+    tables = [_compare_table(src, dst, left[name], chunk_rows, examples) for name in sorted(set(left) & set(right))]
+    return DataReport(
+        tables=tables,
+        only_on_source=sorted(set(left) - set(right)),
+        only_on_target=sorted(set(right) - set(left)),
+        sequences=_sequence_diffs(src, dst),
+        large_objects=_large_object_diffs(src, dst),
+    )
+
+
 def compare_data(source: str, target: str, *, chunk_rows: int = 10000, examples: int = 5) -> DataReport:
-    """Compare every table's rows, the sequences and the large objects."""
+    """compare_rows on two new sessions, each in one snapshot."""
     with connect(source, "pgharbor compare") as src, connect(target, "pgharbor compare") as dst:
         for conn in (src, dst):
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        left = {t.label: t for t in catalog.tables(src)}
-        right = {t.label: t for t in catalog.tables(dst)}
-        tables = [_compare_table(src, dst, left[name], chunk_rows, examples) for name in sorted(set(left) & set(right))]
-        return DataReport(
-            tables=tables,
-            only_on_source=sorted(set(left) - set(right)),
-            only_on_target=sorted(set(right) - set(left)),
-            sequences=_sequence_diffs(src, dst),
-            large_objects=_large_object_diffs(src, dst),
-        )
+        return compare_rows(src, dst, chunk_rows=chunk_rows, examples=examples)

@@ -1,0 +1,189 @@
+"""Compare two databases' schemas, object by object.
+
+Each side is described as a set of objects per kind, each with a definition
+in the server's own words (format_type, pg_get_indexdef, pg_get_viewdef...),
+so two equal schemas give equal text and a difference reads like the DDL.
+Owners are not compared (the migration maps them to the target's owner
+role); grants on tables, views and sequences are, after mapping the source's
+roles to the target's (role_map) and leaving out the roles that only the
+target's privilege model has (ignore_roles).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+
+SCHEMA_FILTER = """{ns}.nspname NOT IN ('pg_catalog', 'information_schema') AND {ns}.nspname NOT LIKE 'pg\\_%'
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {obj} AND d.deptype = 'e')"""
+
+
+def _user(ns: str = "n", obj: str = "c.oid") -> str:
+    return SCHEMA_FILTER.format(ns=ns, obj=obj)
+
+
+# kind -> query returning (object name, definition)
+QUERIES: dict[str, str] = {
+    "tables": f"""
+        SELECT format('%I.%I', n.nspname, c.relname),
+               concat_ws(' ', CASE c.relkind WHEN 'p' THEN 'partitioned' ELSE '' END,
+                         CASE c.relpersistence WHEN 'u' THEN 'unlogged' ELSE '' END,
+                         CASE WHEN c.relrowsecurity THEN 'row security' END,
+                         CASE WHEN c.relforcerowsecurity THEN 'forced' END,
+                         CASE WHEN c.relispartition THEN 'partition ' || pg_get_expr(c.relpartbound, c.oid) END,
+                         (SELECT 'inherits ' || string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
+                          FROM pg_inherits i WHERE i.inhrelid = c.oid AND NOT c.relispartition))
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'f') AND {_user()}""",
+    "columns": f"""
+        SELECT format('%I.%I.%I', n.nspname, c.relname, a.attname),
+               concat_ws(' ', format_type(a.atttypid, a.atttypmod),
+                         CASE WHEN a.attnotnull THEN 'NOT NULL' END,
+                         CASE WHEN a.attidentity <> '' THEN 'IDENTITY ' || a.attidentity::text END,
+                         CASE WHEN a.attgenerated <> '' THEN 'GENERATED ' || pg_get_expr(ad.adbin, ad.adrelid)
+                              WHEN ad.adbin IS NOT NULL THEN 'DEFAULT ' || pg_get_expr(ad.adbin, ad.adrelid) END,
+                         CASE WHEN a.attcollation <> t.typcollation THEN 'COLLATE ' || a.attcollation::regcollation END,
+                         '#' || rank() OVER (PARTITION BY c.oid ORDER BY a.attnum))
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_type t ON t.oid = a.atttypid
+        LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+        WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND a.attnum > 0 AND NOT a.attisdropped AND {_user()}""",
+    "constraints": f"""
+        SELECT format('%I.%I %I', n.nspname, c.relname, k.conname), pg_get_constraintdef(k.oid)
+        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE {_user()}""",
+    "indexes": f"""
+        SELECT format('%I.%I', n.nspname, c.relname), pg_get_indexdef(c.oid)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('i', 'I') AND {_user()}""",
+    "sequences": f"""
+        SELECT format('%I.%I', s.schemaname, s.sequencename),
+               format('%s start %s increment %s min %s max %s cache %s%s', s.data_type, s.start_value,
+                      s.increment_by, s.min_value, s.max_value, s.cache_size, CASE WHEN s.cycle THEN ' cycle' END)
+        FROM pg_sequences s JOIN pg_namespace n ON n.nspname = s.schemaname
+        JOIN pg_class c ON c.relname = s.sequencename AND c.relnamespace = n.oid
+        WHERE {_user()}""",
+    "views": f"""
+        SELECT format('%I.%I', n.nspname, c.relname),
+               CASE c.relkind WHEN 'm' THEN 'materialized ' ELSE '' END || pg_get_viewdef(c.oid)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('v', 'm') AND {_user()}""",
+    "functions": f"""
+        SELECT format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+               CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid)
+                    ELSE p.prokind::text || ' ' || pg_get_function_result(p.oid) END
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE {_user(obj="p.oid")}""",
+    "triggers": f"""
+        SELECT format('%I.%I %I', n.nspname, c.relname, g.tgname), pg_get_triggerdef(g.oid)
+        FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE NOT g.tgisinternal AND {_user()}""",
+    "types": f"""
+        SELECT format('%I.%I', n.nspname, t.typname),
+               CASE t.typtype
+                 WHEN 'e' THEN 'enum ' || (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder)
+                                           FROM pg_enum e WHERE e.enumtypid = t.oid)
+                 WHEN 'd' THEN 'domain ' || format_type(t.typbasetype, t.typtypmod) || coalesce(' ' ||
+                      (SELECT string_agg(pg_get_constraintdef(k.oid), ' ' ORDER BY k.conname)
+                       FROM pg_constraint k WHERE k.contypid = t.oid), '')
+                 WHEN 'c' THEN 'composite'
+                 WHEN 'r' THEN 'range ' || format_type((SELECT rngsubtype FROM pg_range WHERE rngtypid = t.oid), NULL)
+                 ELSE t.typtype::text END
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE t.typtype IN ('e', 'd', 'c', 'r')
+          AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+          AND {_user(obj="t.oid")}""",
+    "policies": f"""
+        SELECT format('%I.%I %I', p.schemaname, p.tablename, p.policyname),
+               format('%s %s to %s using %s check %s', p.permissive, p.cmd, p.roles, p.qual, p.with_check)
+        FROM pg_policies p JOIN pg_namespace n ON n.nspname = p.schemaname
+        JOIN pg_class c ON c.relname = p.tablename AND c.relnamespace = n.oid WHERE {_user()}""",
+    "extensions": """
+        SELECT extname, extversion FROM pg_extension""",
+    "schemas": f"""
+        SELECT quote_ident(n.nspname), '' FROM pg_namespace n WHERE {_user(obj="n.oid")}""",
+}
+
+GRANTS_QUERY = f"""
+    SELECT format('%I.%I', n.nspname, c.relname),
+           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+           pg_get_userbyid(c.relowner), a.privilege_type, a.is_grantable
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+         LATERAL aclexplode(coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char",
+                                                        c.relowner))) a
+    WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S') AND {_user()}"""
+
+
+@dataclass
+class KindDiff:
+    kind: str
+    missing_on_target: list[str] = field(default_factory=list)
+    extra_on_target: list[str] = field(default_factory=list)
+    # (name, source definition, target definition)
+    changed: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        return not (self.missing_on_target or self.extra_on_target or self.changed)
+
+
+@dataclass
+class SchemaReport:
+    kinds: list[KindDiff]
+    counts: dict[str, int]
+
+    @property
+    def equal(self) -> bool:
+        return all(k.equal for k in self.kinds)
+
+    def diff_text(self) -> str:
+        """A readable diff: '-' only on the source, '+' only on the target."""
+        lines: list[str] = []
+        for kind in self.kinds:
+            if kind.equal:
+                continue
+            lines.append(f"{kind.kind}:")
+            lines += [f"  - {name}" for name in kind.missing_on_target]
+            lines += [f"  + {name}" for name in kind.extra_on_target]
+            for name, left, right in kind.changed:
+                lines += [f"  ~ {name}", f"      source: {left}", f"      target: {right}"]
+        return "\n".join(lines)
+
+
+def describe(conn: psycopg.Connection, role_map: dict[str, str], ignore_roles: set[str]) -> dict[str, dict[str, str]]:
+    """Every kind of object of one database: {kind: {name: definition}}."""
+    described = {kind: {name: " ".join(str(definition or "").split()) for name, definition in conn.execute(query)}
+                 for kind, query in QUERIES.items()}
+    grants: dict[str, str] = {}
+    rows = conn.execute(GRANTS_QUERY).fetchall()
+    by_object: dict[tuple[str, str], list[str]] = {}
+    for obj, grantee, owner, privilege, grantable in rows:
+        grantee = "OWNER" if grantee == owner else role_map.get(grantee, grantee)
+        if grantee in ignore_roles:
+            continue
+        by_object.setdefault((obj, grantee), []).append(privilege + ("*" if grantable else ""))
+    for (obj, grantee), privileges in by_object.items():
+        grants[f"{obj} to {grantee}"] = ", ".join(sorted(privileges))
+    described["grants"] = grants
+    return described
+
+
+def compare_described(source: dict[str, dict[str, str]], target: dict[str, dict[str, str]]) -> SchemaReport:
+    kinds = []
+    for kind in source:
+        left, right = source[kind], target.get(kind, {})
+        kinds.append(KindDiff(
+            kind,
+            missing_on_target=sorted(set(left) - set(right)),
+            extra_on_target=sorted(set(right) - set(left)),
+            changed=[(name, left[name], right[name]) for name in sorted(set(left) & set(right))
+                     if left[name] != right[name]],
+        ))
+    return SchemaReport(kinds, {kind: len(objects) for kind, objects in source.items()})
+
+
+def compare_schema(src: psycopg.Connection, dst: psycopg.Connection, *, role_map: dict[str, str] | None = None,
+                   ignore_roles: list[str] | None = None) -> SchemaReport:
+    ignored = set(ignore_roles or [])
+    return compare_described(describe(src, role_map or {}, ignored), describe(dst, {}, ignored))
