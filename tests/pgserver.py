@@ -101,9 +101,10 @@ class PgServer:
         self._run(str(PG_BINDIR / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.datadir),
                   "-l", str(self.logfile), "-o", opts)
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """mode immediate: the server vanishes as if its machine died."""
         if (self.datadir / "postmaster.pid").exists():
-            self._run(str(PG_BINDIR / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.datadir))
+            self._run(str(PG_BINDIR / "pg_ctl"), "stop", "-w", "-m", mode, "-D", str(self.datadir))
 
     def remove(self) -> None:
         self.stop()

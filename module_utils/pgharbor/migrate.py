@@ -16,8 +16,8 @@ from psycopg import sql
 
 from . import catalog
 from .pgsession import connect, exported_snapshot
-from .schema import Existing, copy_section
-from .tablecopy import TableCopier, TableResult, default_jobs
+from .schema import Existing, SchemaError, copy_section
+from .tablecopy import ConnectionLost, TableCopier, TableResult, default_jobs
 
 
 class MigrationError(RuntimeError):
@@ -135,40 +135,68 @@ def _set_sequences(target: psycopg.Connection, sequences: list[catalog.Sequence]
     target.execute("COMMIT")
 
 
+# The target database's comment says whether it holds a whole migration:
+# whoever finds a partial one (after a crash, say) can tell.
+PARTIAL_MARK = "pgharbor: PARTIAL migration, started"
+COMPLETE_MARK = "pgharbor: migrated"
+
+
+def _mark(control: psycopg.Connection, text: str) -> None:
+    control.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+        sql.Identifier(control.info.dbname), sql.Literal(text)))
+
+
 def migrate(source: str, target: str, *, target_role: str | None = None, jobs: int | None = None,
-            status_path: str | None = None) -> MigrationResult:
+            status_path: str | None = None, allow_nonempty_target: bool = False) -> MigrationResult:
     """Copy the source database into the empty target database."""
     started = time.monotonic()
     jobs = jobs or default_jobs()
     control = connect(target, "pgharbor migrate")
+    status = StatusFile(status_path, 0)
     try:
         if target_role:
             control.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(target_role)))
         present = catalog.user_relations(control)
-        if present:
+        if present and not allow_nonempty_target:
             raise MigrationError(
                 f"the target database is not empty ({len(present)} relations, e.g. {', '.join(present[:3])}); "
                 "migrate into an empty database, or drop or rename this one first (rollback.yml keeps a partial "
                 "target renamed)")
         existing = _existing(control)
-        with exported_snapshot(source) as (holder, snapshot):
-            tables = catalog.tables(holder)
-            sequences = catalog.sequences(holder)
-            status = StatusFile(status_path, sum(t.bytes for t in tables))
-            status.set_phase("schema (pre-data)")
-            copy_section("pre-data", source, target, snapshot, existing=existing, target_role=target_role)
-            status.set_phase("rows")
-            copier = TableCopier(source, target, snapshot, target_role=target_role, progress=status.table)
-            results = copier.copy_all(tables, jobs)
-            status.set_phase("large objects and sequences")
-            large_objects = _copy_large_objects(holder, control)
-            _set_sequences(control, sequences)
-            status.set_phase("schema (post-data: indexes, constraints, triggers)")
-            copy_section("post-data", source, target, snapshot, existing=existing, target_role=target_role,
-                         jobs=jobs)
-        status.set_phase("analyze")
-        control.execute("ANALYZE")
-        status.set_phase("done")
-        return MigrationResult(results, len(sequences), large_objects, time.monotonic() - started)
+        _mark(control, f"{PARTIAL_MARK} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
+        return _copy_everything(source, target, control, status, existing, target_role, jobs, started)
+    except (psycopg.Error, ConnectionLost, SchemaError) as exc:
+        status.set_phase(f"failed in {status.phase}")
+        raise MigrationError(f"{status.phase}: {exc}; the target database is partial (its comment says so): "
+                             "rollback.yml puts the application back on the source and keeps the target renamed "
+                             "for inspection") from exc
     finally:
         control.close()
+
+
+def _copy_everything(source: str, target: str, control: psycopg.Connection, status: StatusFile, existing: Existing,
+                     target_role: str | None, jobs: int, started: float) -> MigrationResult:
+    """Everything is read under one snapshot, held open until the post-data
+    section has been dumped."""
+    with exported_snapshot(source) as (holder, snapshot):
+        tables = catalog.tables(holder)
+        sequences = catalog.sequences(holder)
+        status.total = max(sum(t.bytes for t in tables), 1)
+        status.set_phase("schema (pre-data)")
+        copy_section("pre-data", source, target, snapshot, existing=existing, target_role=target_role)
+        status.set_phase("rows")
+        copier = TableCopier(source, target, snapshot, target_role=target_role, progress=status.table)
+        results = copier.copy_all(tables, jobs)
+        status.set_phase("large objects and sequences")
+        large_objects = _copy_large_objects(holder, control)
+        _set_sequences(control, sequences)
+        status.set_phase("schema (post-data: indexes, constraints, triggers)")
+        copy_section("post-data", source, target, snapshot, existing=existing, target_role=target_role,
+                     jobs=jobs)
+    status.set_phase("analyze")
+    control.execute("ANALYZE")
+    result = MigrationResult(results, len(sequences), large_objects, time.monotonic() - started)
+    _mark(control, f"{COMPLETE_MARK} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: {result.rows} rows "
+                   f"in {len(results)} tables")
+    status.set_phase("done")
+    return result

@@ -33,6 +33,10 @@ class TableResult:
     format: str
 
 
+class ConnectionLost(RuntimeError):
+    """A server went away during a copy; the message says which one."""
+
+
 # Progress callback: (table label, bytes so far, done?)
 Progress = Callable[[str, int, bool], None]
 
@@ -109,6 +113,13 @@ class TableCopier:
                             self.progress(table.label, moved, False)
                 rows = cur.rowcount
             dst.execute("COMMIT")
+        except psycopg.OperationalError as exc:
+            lost = [end for end, conn in (("target", dst), ("source", src)) if conn.broken]
+            self._drop_sessions()
+            if lost:
+                raise ConnectionLost(f"copying {table.label}: the connection to the {' and the '.join(lost)} "
+                                     f"was lost ({str(exc).strip()})") from exc
+            raise
         except BaseException:
             self._drop_sessions()
             raise
