@@ -37,6 +37,10 @@ options:
     description: Example keys reported per kind of difference and table.
     type: int
     default: 5
+  jobs:
+    description: Hashing queries run at a time over both sides (each side's workers join its snapshot); default one
+      per CPU, at least 2.
+    type: int
 attributes:
   check_mode:
     support: full
@@ -117,13 +121,15 @@ def main() -> None:
             "ignore_roles": {"type": "list", "elements": "str", "default": []},
             "chunk_rows": {"type": "int", "default": 10000},
             "examples": {"type": "int", "default": 5},
+            "jobs": {"type": "int"},
         },
         supports_check_mode=True,
     )
     p = module.params
     try:
         report = compare(conninfo(p, "source"), conninfo(p, "target"), role_map=p["role_map"],
-                         ignore_roles=p["ignore_roles"], chunk_rows=p["chunk_rows"], examples=p["examples"])
+                         ignore_roles=p["ignore_roles"], chunk_rows=p["chunk_rows"], examples=p["examples"],
+                         jobs=p["jobs"])
     except psycopg.Error as exc:
         module.fail_json(msg=str(exc).strip())
     result = {"changed": False, **report.as_dict()}

@@ -7,9 +7,10 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from .datacompare import DataReport, compare_rows
+from .datacompare import DataReport, Side, compare_rows
 from .pgsession import connect
 from .schemacompare import SchemaReport, compare_schema
+from .tablecopy import default_jobs
 
 
 @dataclass
@@ -53,11 +54,17 @@ class CompareReport:
 
 
 def compare(source: str, target: str, *, role_map: dict[str, str] | None = None,
-            ignore_roles: list[str] | None = None, chunk_rows: int = 10000, examples: int = 5) -> CompareReport:
+            ignore_roles: list[str] | None = None, chunk_rows: int = 10000, examples: int = 5,
+            jobs: int | None = None) -> CompareReport:
+    """jobs: hashing queries at a time over both sides (default: as many as
+    the copy would use)."""
     started = time.monotonic()
     with connect(source, "pgharbor compare") as src, connect(target, "pgharbor compare") as dst:
-        for conn in (src, dst):
+        snapshots = []
+        for conn, conninfo in ((src, source), (dst, target)):
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            snapshots.append(Side(conninfo, conn.execute("SELECT pg_export_snapshot()").fetchone()[0]))
         schema = compare_schema(src, dst, role_map=role_map, ignore_roles=ignore_roles)
-        data = compare_rows(src, dst, chunk_rows=chunk_rows, examples=examples)
+        data = compare_rows(src, dst, sides=(snapshots[0], snapshots[1]), chunk_rows=chunk_rows, examples=examples,
+                            jobs=jobs or default_jobs())
     return CompareReport(schema, data, time.monotonic() - started)

@@ -12,13 +12,15 @@ ranges would confine it to one chunk (not done yet).
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
 from . import catalog
-from .pgsession import connect
+from .pgsession import connect, join_snapshot
 
 
 @dataclass
@@ -96,11 +98,51 @@ def row_hashes(conn: psycopg.Connection, table: catalog.Table, key: list[str], c
     return dict(conn.execute(query).fetchall())
 
 
-def _compare_table(src: psycopg.Connection, dst: psycopg.Connection, table: catalog.Table,
-                   chunk_rows: int, examples: int) -> TableDiff:
-    key = primary_key(src, table)
-    left = chunk_hashes(src, table, key, chunk_rows)
-    right = chunk_hashes(dst, table, key, chunk_rows)
+Hashes = list[tuple[int, str]]
+
+
+@dataclass(frozen=True)
+class Side:
+    """One end of a comparison, for parallel workers: where it is, and the
+    snapshot its workers join (exported by the end's main session)."""
+    conninfo: str
+    snapshot: str
+
+
+def parallel_chunk_hashes(tables: list[catalog.Table], keys: dict[str, list[str]], sides: tuple[Side, Side],
+                          chunk_rows: int, jobs: int) -> dict[tuple[int, str], Hashes]:
+    """Every table's chunk hashes on both sides, jobs queries at a time, each
+    worker session joined to its side's snapshot. Largest tables first."""
+    local = threading.local()
+    sessions: list[psycopg.Connection] = []
+    lock = threading.Lock()
+
+    def session(index: int) -> psycopg.Connection:
+        conns = getattr(local, "conns", None)
+        if conns is None:
+            conns = local.conns = {}
+        if index not in conns:
+            conn = connect(sides[index].conninfo, "pgharbor compare")
+            join_snapshot(conn, sides[index].snapshot)
+            conns[index] = conn
+            with lock:
+                sessions.append(conn)
+        return conns[index]
+
+    def work(index: int, table: catalog.Table) -> tuple[tuple[int, str], Hashes]:
+        return (index, table.label), chunk_hashes(session(index), table, keys[table.label], chunk_rows)
+
+    ordered = sorted(tables, key=lambda t: t.bytes, reverse=True)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pgharbor-compare") as pool:
+            return dict(pool.map(lambda args: work(*args), [(i, t) for t in ordered for i in (0, 1)]))
+    finally:
+        for conn in sessions:
+            conn.close()
+
+
+def _compare_table(src: psycopg.Connection, dst: psycopg.Connection, table: catalog.Table, key: list[str],
+                   left: Hashes, right: Hashes, chunk_rows: int, examples: int) -> TableDiff:
     diff = TableDiff(table.label, sum(c for c, _ in left), sum(c for c, _ in right), max(len(left), len(right)))
     for index in range(diff.chunks):
         if (left[index] if index < len(left) else None) != (right[index] if index < len(right) else None):
@@ -134,13 +176,22 @@ def _large_object_diffs(src: psycopg.Connection, dst: psycopg.Connection) -> lis
             for oid in sorted(set(left) | set(right), key=int) if left.get(oid) != right.get(oid)]
 
 
-def compare_rows(src: psycopg.Connection, dst: psycopg.Connection, *, chunk_rows: int = 10000,
-                 examples: int = 5) -> DataReport:
+def compare_rows(src: psycopg.Connection, dst: psycopg.Connection, *, sides: tuple[Side, Side] | None = None,
+                 chunk_rows: int = 10000, examples: int = 5, jobs: int = 1) -> DataReport:
     """Compare every table's rows, the sequences and the large objects, each
-    side read in the transaction its connection has open."""
+    side read in the transaction its connection has open. With sides (the
+    snapshots of src and dst exported), jobs workers hash in parallel."""
     left = {t.label: t for t in catalog.tables(src)}
     right = {t.label: t for t in catalog.tables(dst)}
-    tables = [_compare_table(src, dst, left[name], chunk_rows, examples) for name in sorted(set(left) & set(right))]
+    common = [left[name] for name in sorted(set(left) & set(right))]
+    keys = {t.label: primary_key(src, t) for t in common}
+    if sides is not None and jobs > 1:
+        hashes = parallel_chunk_hashes(common, keys, sides, chunk_rows, jobs)
+    else:
+        hashes = {(i, t.label): chunk_hashes(conn, t, keys[t.label], chunk_rows)
+                  for t in common for i, conn in ((0, src), (1, dst))}
+    tables = [_compare_table(src, dst, t, keys[t.label], hashes[0, t.label], hashes[1, t.label], chunk_rows,
+                             examples) for t in common]
     return DataReport(
         tables=tables,
         only_on_source=sorted(set(left) - set(right)),

@@ -72,8 +72,12 @@ def test_scenario_takes_shared_settings(scenario):
 
 
 def test_every_product_role_is_converged_by_a_scenario():
+    """By a scenario's converge, or by a scenario of its own name (migration:
+    its verify drives the playbooks that run the role)."""
     converged = " ".join((s / "converge.yml").read_text() for s in SCENARIOS if (s / "converge.yml").exists())
-    missing = [r.name for r in ROLES if r.parent == REPO / "roles" and f"role: {r.name}\n" not in converged]
+    names = {s.name for s in SCENARIOS}
+    missing = [r.name for r in ROLES
+               if r.parent == REPO / "roles" and f"role: {r.name}\n" not in converged and r.name not in names]
     assert not missing, f"roles no Molecule scenario converges: {missing}"
 
 

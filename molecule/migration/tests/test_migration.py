@@ -1,0 +1,120 @@
+"""playbooks/migrate.yml and rollback.yml on the lab's hosts, as an operator
+runs them, in order: check, migrate, rollback (twice), a failing migration
+that rolls back by itself, and a migration again. Each step is checked from
+the application's side (its service, its OS user) and on both databases."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import testinfra
+
+LEGACY = testinfra.get_host("podman://legacy")
+DB1 = testinfra.get_host("podman://db1")
+MIGRATE, ROLLBACK = "../../playbooks/migrate.yml", "../../playbooks/rollback.yml"
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("reports")
+
+
+def sql(host, user: str, statement: str, db: str = "buffer", service: bool = False):
+    target = "service=buffer" if service else f"dbname={db}"
+    return host.run(f"runuser -u {user} -- psql '{target}' -XAtc \"{statement}\"")
+
+
+def app_sees() -> str:
+    """Where the application lands, through its own service: db|tcp|ssl|read-only."""
+    out = sql(LEGACY, "buffer_app", "SELECT current_database(), inet_server_addr() IS NOT NULL, coalesce((SELECT ssl "
+              "FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false), current_setting('transaction_read_only')",
+              service=True)
+    assert out.rc == 0, out.stderr
+    return out.stdout.strip()
+
+
+def target_databases() -> dict[str, str]:
+    out = sql(DB1, "postgres", "SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
+              "WHERE datname LIKE 'buffer%'", db="postgres")
+    return dict(line.split("|", 1) for line in out.stdout.strip().splitlines())
+
+
+def target_tables() -> int:
+    return int(sql(DB1, "postgres", "SELECT count(*) FROM pg_tables WHERE schemaname = 'buffer'").stdout)
+
+
+def recap(stdout: str) -> dict[str, dict[str, int]]:
+    return {host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", rest)}
+            for host, rest in re.findall(r"^(\S+)\s+: (ok=.*)$", stdout, re.M)}
+
+
+def latest_report(reports: Path) -> dict:
+    return json.loads(sorted(reports.glob("migration-legacy-*.json"))[-1].read_text())
+
+
+def test_check_mode_runs_the_preflight_and_changes_nothing(run_playbook, reports):
+    run = run_playbook(MIGRATE, "--check", extra_vars={"migration_report_dir": str(reports)})
+    assert run.returncode == 0, run.stdout
+    assert "OK   target TLS: " in run.stdout and "verify-full" in run.stdout
+    assert "OK   target database empty: buffer holds no tables" in run.stdout
+    assert target_tables() == 0 and app_sees() == "buffer|f|f|off"
+    assert not list(reports.glob("*.json"))
+
+
+def test_migrate_copies_compares_and_cuts_over(run_playbook, reports):
+    customers = sql(LEGACY, "postgres", "SELECT count(*) FROM buffer.customers").stdout.strip()
+    run = run_playbook(MIGRATE, extra_vars={"migration_report_dir": str(reports)})
+    assert run.returncode == 0, run.stdout
+    assert app_sees() == "buffer|t|t|off"
+    report = latest_report(reports)
+    assert report["verdict"] == "migrated" and report["compare"]["equal"] and report["preflight"]["ok"]
+    assert {t["table"]: t["rows"] for t in report["copy"]["tables"]}["buffer.customers"] == int(customers)
+    assert report["safety_backup"]["toc_entries"] > 10
+    assert (reports / f"migration-legacy-{report['run']}.md").read_text().count("| yes |") == 3
+    # The source is frozen: nothing written there after the copy can be lost.
+    frozen = sql(LEGACY, "postgres", "INSERT INTO buffer.customers (name) VALUES ('too late')")
+    assert frozen.rc != 0 and "read-only transaction" in frozen.stderr
+    assert target_databases()["buffer"].startswith("pgharbor: migrated")
+
+
+def test_rollback_restores_the_source_and_keeps_what_was_written_on_the_target(run_playbook):
+    written = sql(LEGACY, "buffer_app", "INSERT INTO buffer.customers (name) VALUES ('written on db1')", service=True)
+    assert written.rc == 0, written.stderr
+    run = run_playbook(ROLLBACK)
+    assert run.returncode == 0, run.stdout
+    assert app_sees() == "buffer|f|f|off"
+    assert sql(LEGACY, "buffer_app", "INSERT INTO buffer.customers (name) VALUES ('legacy again')", service=True).rc == 0
+    kept = [name for name in target_databases() if name.startswith("buffer_rolled_back_")]
+    assert len(kept) == 1 and target_tables() == 0
+    assert sql(DB1, "postgres", "SELECT count(*) FROM buffer.customers WHERE name = 'written on db1'",
+               db=kept[0]).stdout.strip() == "1"
+
+
+def test_rollback_twice_changes_nothing(run_playbook):
+    run = run_playbook(ROLLBACK)
+    assert run.returncode == 0, run.stdout
+    assert all(counts["changed"] == 0 for counts in recap(run.stdout).values()), run.stdout
+
+
+def test_a_failed_comparison_rolls_back_by_itself(run_playbook, reports):
+    # Without ignoring the target's own users, their grants differ from the source's.
+    run = run_playbook(MIGRATE, extra_vars={"migration_report_dir": str(reports), "migration_compare_ignore_roles": []})
+    assert run.returncode != 0
+    assert 'Rolled back at "Compare schema and data, source against target"' in run.stdout
+    assert "schema grants" in run.stdout
+    assert app_sees() == "buffer|f|f|off"
+    assert sql(LEGACY, "postgres", "SELECT nextval('buffer.events_id_seq')").rc == 0  # thawed
+    assert latest_report(reports)["verdict"] == "rolled back"
+    assert target_tables() == 0
+    assert len([n for n in target_databases() if n.startswith("buffer_rolled_back_")]) == 2
+
+
+def test_migrate_again_after_the_rollbacks(run_playbook, reports):
+    run = run_playbook(MIGRATE, extra_vars={"migration_report_dir": str(reports)})
+    assert run.returncode == 0, run.stdout
+    assert app_sees() == "buffer|t|t|off"
+    seen = sql(LEGACY, "buffer_app", "SELECT count(*) FROM buffer.customers WHERE name = 'legacy again'", service=True)
+    assert seen.stdout.strip() == "1"
