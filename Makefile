@@ -21,7 +21,7 @@ STAMP := .cache
 MOTO_WHEELS := lab/.cache/moto-wheels.tar
 
 .PHONY: help deps system-deps venv lint yamllint ansible-lint unit integration molecule test \
-	lab lab-image lab-test lab-down lab-clean clean
+	lab lab-image lab-test lab-down lab-clean bench-migrate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-14s %s\n", $$1, $$2 }'
@@ -67,7 +67,7 @@ molecule: deps lab-image ## every Molecule scenario
 	@for config in molecule/*/molecule.yml; do \
 		scenario=$$(basename $$(dirname $$config)); \
 		echo "== molecule test -s $$scenario"; \
-		molecule test -s $$scenario; \
+		molecule test -s $$scenario || exit 1; \
 	done
 
 test: lint unit integration molecule lab-test ## everything CI runs
@@ -94,6 +94,12 @@ lab-down: venv ## remove the lab's containers and network
 lab-clean: lab-down ## lab-down, then remove the cached base image too
 	podman rmi --ignore $(PGHARBOR_IMAGE)
 	rm -rf lab/.cache
+
+# Not part of `make test`: speed is measured, not asserted (benchmarks/README.md).
+bench-migrate: deps ## pg_migrate and pg_compare against pg_dump/pg_restore and pgcopydb, 1 GB (about 25 min)
+	@dpkg-query -W -f='$${Status}\n' pgcopydb 2>/dev/null | grep -q '^install ok installed' || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgcopydb
+	$(PY) benchmarks/migrate.py --scale 1 --rounds 3 --jobs 2
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) $(STAMP) lab/.cache .pytest_cache
