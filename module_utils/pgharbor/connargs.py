@@ -7,12 +7,6 @@ from typing import Any
 
 from psycopg.conninfo import make_conninfo
 
-ENDS: dict[str, str] = {
-    "source": "the database to migrate (usually a local socket, as postgres)",
-    "target": "the database on the remote server (TLS, verify-full)",
-}
-
-
 def connection_options(*ends: str) -> dict[str, dict[str, Any]]:
     """Argument spec entries: <end> (conninfo) and <end>_password (no_log)."""
     spec: dict[str, dict[str, Any]] = {}
