@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from migrationdb import Pair, prepare, tls_settings
 from pgserver import PgServer, start_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,3 +41,18 @@ def pg_server_factory() -> Iterator[Callable[..., PgServer]]:
     yield make
     for server in servers:
         server.remove()
+
+
+@pytest.fixture
+def servers(pg_server_factory) -> Iterator[Pair]:
+    """A source with the awkward migration database and an empty, TLS-enabled
+    target prepared like roles/postgresql_server prepares one."""
+    # Not under pytest's tmp_path: that is private to root, the server runs as postgres.
+    tls_dir = Path(tempfile.mkdtemp(prefix="pgharbor-tls-"))
+    try:
+        settings, ca_file = tls_settings(tls_dir)
+        source, target = pg_server_factory(), pg_server_factory(settings)
+        prepare(source, target)
+        yield Pair(source, target, ca_file)
+    finally:
+        shutil.rmtree(tls_dir, ignore_errors=True)
