@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from backuptest import Keys, create_awkward
+from gpgtest import make_key
 from migrationdb import Pair, prepare, tls_settings
 from pgserver import PgServer, start_server
 
@@ -56,3 +58,25 @@ def servers(pg_server_factory) -> Iterator[Pair]:
         yield Pair(source, target, ca_file)
     finally:
         shutil.rmtree(tls_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def backup_keys() -> Keys:
+    """Real OpenPGP keys: operations (with a passphrase), escrow, one that
+    expired in 2020, and one that is nobody's recipient."""
+    return Keys(ops=make_key("ops <ops@example.test>", passphrase="ops-Secret-1"),
+                escrow=make_key("escrow <escrow@example.test>"),
+                expired=make_key("old <old@example.test>", expire="1d", faked_time="20200101T000000"),
+                stranger=make_key("stranger <stranger@example.test>"))
+
+
+@pytest.fixture(scope="module")
+def awkward_server() -> Iterator[PgServer]:
+    """A server holding the awkward database as appdb (read-only use: tests
+    that write make a database of their own)."""
+    server = start_server()
+    try:
+        create_awkward(server)
+        yield server
+    finally:
+        server.remove()

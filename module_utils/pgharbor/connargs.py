@@ -1,11 +1,13 @@
-"""The connection options the migration modules share (plain data, so the
-modules declare them once), and how they become a libpq conninfo."""
+"""The connection options the modules share (plain data, so the modules
+declare them once), and how they become a libpq conninfo or, for the
+PostgreSQL command-line tools, a conninfo and an environment."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 def connection_options(*ends: str) -> dict[str, dict[str, Any]]:
     """Argument spec entries: <end> (conninfo) and <end>_password (no_log)."""
@@ -21,3 +23,14 @@ def conninfo(params: dict[str, Any], end: str) -> str:
     option so that it is masked in logs)."""
     password = params.get(f"{end}_password")
     return make_conninfo(params[end], password=password) if password else params[end]
+
+
+def libpq_env(conninfo: str) -> tuple[str, dict[str, str]]:
+    """conninfo without the password, and an environment carrying it, so that
+    the password of a pg_dump or pg_restore does not show in the process list."""
+    params = conninfo_to_dict(conninfo)
+    env = dict(os.environ)
+    password = params.pop("password", None)
+    if password is not None:
+        env["PGPASSWORD"] = str(password)
+    return make_conninfo(**params), env

@@ -11,14 +11,13 @@ model (roles/postgresql_server).
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from .connargs import libpq_env
 
 
 class SchemaError(RuntimeError):
@@ -32,17 +31,6 @@ def pg_bindir() -> Path:
     if not versions:
         raise SchemaError("no pg_dump under /usr/lib/postgresql/*/bin: install postgresql-client-<major>")
     return versions[-1].parent
-
-
-def _connection(conninfo: str) -> tuple[str, dict[str, str]]:
-    """conninfo without the password, and an environment carrying it, so the
-    password does not show up in the process list."""
-    params = conninfo_to_dict(conninfo)
-    env = dict(os.environ)
-    password = params.pop("password", None)
-    if password is not None:
-        env["PGPASSWORD"] = str(password)
-    return make_conninfo(**params), env
 
 
 def _run(argv: list[str], env: dict[str, str], what: str) -> str:
@@ -94,8 +82,8 @@ def copy_section(section: str, source: str, target: str, snapshot: str, *, exist
     """Dump one section from the source under snapshot and restore it into
     the target."""
     bindir = bindir or pg_bindir()
-    source_conninfo, source_env = _connection(source)
-    target_conninfo, target_env = _connection(target)
+    source_conninfo, source_env = libpq_env(source)
+    target_conninfo, target_env = libpq_env(target)
     with tempfile.TemporaryDirectory(prefix="pgharbor-schema-") as tmp:
         archive = Path(tmp) / f"{section}.dump"
         listing = Path(tmp) / f"{section}.list"

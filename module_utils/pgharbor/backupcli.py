@@ -1,0 +1,227 @@
+"""pgharbor-backup: the backup agent's command line on the DB host.
+
+    pgharbor-backup run       take a backup now (what the timer runs)
+    pgharbor-backup list      the complete backups in the directory
+    pgharbor-backup verify    check a backup (checksum; readable and restore with the private key)
+    pgharbor-backup status    the last run, the newest backup's age; exit 1 when unhealthy
+
+Settings come from a JSON file written by the pg_backup role
+(/etc/pgharbor/backup.json); each key is the role variable without its
+pg_backup_ prefix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+from .backup import BackupError, BackupSettings, take_backup
+from .dumpverify import LEVELS, VerifyError, verify
+from .manifest import utc_text
+from .store import Backup, Store, StoreError
+
+DEFAULT_CONFIG = "/etc/pgharbor/backup.json"
+VERIFY_LOG = ".verify-log.jsonl"
+MIB = 1 << 20
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_config(path: str) -> dict:
+    try:
+        config = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"no configuration at {path}: run the pg_backup role, or pass --config") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    for key in ("conninfo", "directory", "keyring", "recipients"):
+        if not config.get(key):
+            raise ConfigError(f"{path}: '{key}' is missing (role variable pg_backup_{key})")
+    return config
+
+
+def settings_from(config: dict) -> BackupSettings:
+    return BackupSettings(
+        conninfo=config["conninfo"], directory=config["directory"], keyring=config["keyring"],
+        recipients=list(config["recipients"]), compression_level=int(config.get("compression_level", 3)),
+        compression_threads=int(config.get("compression_threads", 1)),
+        table_hashes=bool(config.get("table_hashes", False)),
+        reserve_bytes=int(config.get("reserve_mb", 0)) * MIB, server_name=config.get("server_name", ""))
+
+
+def _progress_printer(stream: TextIO) -> Callable[[int], None]:
+    begin = time.monotonic()
+    last = [0.0]
+
+    def show(written: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 1:
+            last[0] = now
+            rate = written / MIB / max(now - begin, 1e-6)
+            stream.write(f"\r{written / MIB:10.1f} MiB written, {rate:6.1f} MiB/s, {now - begin:6.0f} s")
+            stream.flush()
+    return show
+
+
+def cmd_run(config: dict, args: argparse.Namespace) -> int:
+    store = Store(config["directory"])
+    started = utc_text(datetime.now(timezone.utc))
+    progress = _progress_printer(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        manifest = take_backup(settings_from(config), progress)
+    except BackupError as exc:
+        _record(store, {"result": "failed", "started": started, "error": str(exc)})
+        print(f"backup failed: {exc}", file=sys.stderr)
+        return 1
+    if progress:
+        sys.stderr.write("\n")
+    _record(store, {"result": "ok", "started": started, "backup": manifest.id, "size": manifest.size,
+                    "finished": manifest.finished, "error": ""})
+    print(f"backup {manifest.id}: {manifest.size} bytes, {len(manifest.tables)} tables, "
+          f"{manifest.total_rows} rows, sha256 {manifest.sha256}")
+    return 0
+
+
+def _record(store: Store, status: dict) -> None:
+    try:
+        store.write_status(status)
+    except OSError as exc:  # a full disk must not hide the backup's own error
+        print(f"could not record the status in {store.root}: {exc}", file=sys.stderr)
+
+
+def cmd_list(config: dict, args: argparse.Namespace) -> int:
+    backups = Store(config["directory"]).backups()
+    if args.json:
+        print(json.dumps([asdict(b.manifest) for b in backups], indent=2))
+        return 0
+    print(f"{'id':40} {'started':21} {'size MiB':>9} {'tables':>6} {'rows':>12}")
+    for b in backups:
+        m = b.manifest
+        print(f"{m.id:40} {m.started:21} {m.size / MIB:9.1f} {len(m.tables):6} {m.total_rows:12}")
+    return 0
+
+
+def choose(store: Store, which: str) -> Backup:
+    backups = store.backups()
+    if not backups:
+        raise StoreError(f"no complete backup in {store.root}")
+    return backups[-1] if which == "latest" else store.find(which)
+
+
+def cmd_verify(config: dict, args: argparse.Namespace) -> int:
+    store = Store(config["directory"])
+    backup = choose(store, args.backup)
+    key = Path(args.private_key_file).read_text() if args.private_key_file else os.environ.get("PGHARBOR_PRIVATE_KEY")
+    passphrase = os.environ.get("PGHARBOR_PASSPHRASE")
+    try:
+        record = verify(backup, args.level, private_key=key, passphrase=passphrase, server=args.server)
+    except VerifyError as exc:
+        append_verification(store, exc.verification.as_dict())
+        print(str(exc), file=sys.stderr)
+        return 1
+    append_verification(store, record.as_dict())
+    print(f"backup {backup.id}: {', '.join(record.passed)} passed in {record.seconds} s")
+    return 0
+
+
+def append_verification(store: Store, record: dict) -> None:
+    try:
+        with open(store.root / VERIFY_LOG, "a") as log:
+            log.write(json.dumps(record, sort_keys=True) + "\n")
+    except OSError as exc:
+        print(f"could not record the verification in {store.root}: {exc}", file=sys.stderr)
+
+
+def last_verification(store: Store) -> dict | None:
+    try:
+        lines = (store.root / VERIFY_LOG).read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    passed = [r for r in map(json.loads, lines) if r.get("ok")]
+    return passed[-1] if passed else None
+
+
+def health(config: dict, now: datetime) -> dict:
+    """The tier's state and the problems that make it unhealthy."""
+    store = Store(config["directory"])
+    backups = store.backups()
+    last_run = store.read_status()
+    max_age = float(config.get("max_age_hours", 2)) * 3600
+    newest = backups[-1].manifest if backups else None
+    age = (now - newest.started_at).total_seconds() if newest else None
+    problems = []
+    if last_run and last_run.get("result") != "ok":
+        problems.append(f"the last run failed: {last_run.get('error')}")
+    if newest is None:
+        problems.append(f"no backup in {store.root}")
+    elif age is not None and age > max_age:
+        problems.append(f"the newest backup is {age / 3600:.1f} h old, more than max_age_hours "
+                        f"({max_age / 3600:g}, pg_backup_max_age_hours)")
+    return {
+        "directory": str(store.root), "count": len(backups), "bytes": sum(b.manifest.size for b in backups),
+        "newest": newest.id if newest else None, "newest_age_seconds": round(age) if age is not None else None,
+        "oldest": backups[0].id if backups else None, "last_run": last_run,
+        "last_verification": last_verification(store), "healthy": not problems, "problems": problems,
+    }
+
+
+def cmd_status(config: dict, args: argparse.Namespace) -> int:
+    report = health(config, datetime.now(timezone.utc))
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        age = report["newest_age_seconds"]
+        print(f"directory:   {report['directory']}")
+        print(f"backups:     {report['count']} ({report['bytes'] / MIB:.1f} MiB)")
+        print(f"newest:      {report['newest'] or '-'}" + (f" ({age / 60:.0f} min old)" if age is not None else ""))
+        last = report["last_run"] or {}
+        print(f"last run:    {last.get('result', 'never')} {last.get('started', '')}")
+        verified = report["last_verification"] or {}
+        print(f"verified:    {verified.get('backup', '-')} {verified.get('level', '')} {verified.get('started', '')}")
+        print("health:      " + ("ok" if report["healthy"] else "FAILING: " + "; ".join(report["problems"])))
+    return 0 if report["healthy"] else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pgharbor-backup", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=os.environ.get("PGHARBOR_BACKUP_CONFIG", DEFAULT_CONFIG))
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="take a backup now")
+    listing = sub.add_parser("list", help="list the complete backups")
+    listing.add_argument("--json", action="store_true")
+    check = sub.add_parser("verify", help="verify a backup")
+    check.add_argument("--backup", default="latest", help="a backup id, or latest")
+    check.add_argument("--level", choices=list(LEVELS), default="checksum")
+    check.add_argument("--private-key-file", help="the armored private key (or env PGHARBOR_PRIVATE_KEY); "
+                                                  "passphrase in env PGHARBOR_PASSPHRASE")
+    check.add_argument("--server", help="level restore: conninfo of a role that may create databases")
+    status = sub.add_parser("status", help="health of the backups; exit 1 when unhealthy")
+    status.add_argument("--json", action="store_true")
+    return p
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "verify": cmd_verify, "status": cmd_status}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+        return COMMANDS[args.command](config, args)
+    except (ConfigError, StoreError, ValueError, OSError) as exc:
+        print(f"pgharbor-backup: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

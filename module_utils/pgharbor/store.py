@@ -1,0 +1,187 @@
+"""A directory of backups (tier 1 on the DB host): listing, locking, writing.
+
+Only complete backups are listed: a manifest that parses and names an
+artefact that exists with the recorded size. Everything else is either being
+written (.partial) or debris of a crash, which the next run removes under
+the lock.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .manifest import ARTEFACT_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, Manifest, ManifestError
+
+LOCK_NAME = ".lock"
+STATUS_NAME = ".last-run.json"
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class Busy(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class Backup:
+    manifest: Manifest
+    artefact: Path
+    manifest_path: Path
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class HashingWriter:
+    """Writes chunks to a new .partial file, hashing them on the way; the
+    file gets its final name only in publish(), after an fsync."""
+
+    def __init__(self, final: Path):
+        self.final = final
+        self.partial = final.with_name(final.name + PARTIAL_SUFFIX)
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self._fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def __call__(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            try:
+                written = os.write(self._fd, view)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise StoreError(f"no space left in {self.final.parent} after {self.size} bytes: free space "
+                                     "or point pg_backup_directory at a larger disk") from exc
+                raise
+            self.sha256.update(view[:written])
+            self.size += written
+            view = view[written:]
+
+    def publish(self) -> None:
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = -1
+        os.rename(self.partial, self.final)
+
+    def discard(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self.partial.unlink(missing_ok=True)
+
+
+class Store:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def check(self) -> None:
+        if not self.root.is_dir():
+            raise StoreError(f"backup directory {self.root} does not exist: create it (the pg_backup role does) "
+                             "or fix pg_backup_directory")
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreError(f"backup directory {self.root} is not writable by this user (uid {os.getuid()})")
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """One writer at a time. flock is released by the kernel when the
+        process dies, so a killed backup never leaves a stale lock."""
+        fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                raise Busy(f"another backup is running in {self.root} (pid {holder}); "
+                           "wait for it, or look at: pgharbor-backup status") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)
+
+    def artefact_path(self, backup_id: str) -> Path:
+        return self.root / (backup_id + ARTEFACT_SUFFIX)
+
+    def manifest_path(self, backup_id: str) -> Path:
+        return self.root / (backup_id + MANIFEST_SUFFIX)
+
+    def writer(self, backup_id: str) -> HashingWriter:
+        return HashingWriter(self.artefact_path(backup_id))
+
+    def publish_manifest(self, manifest: Manifest) -> Path:
+        path = self.manifest_path(manifest.id)
+        tmp = path.with_name(path.name + PARTIAL_SUFFIX)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(manifest.to_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, path)
+        fsync_dir(self.root)
+        return path
+
+    def backups(self, database: str | None = None) -> list[Backup]:
+        """Complete backups, oldest first."""
+        found = []
+        for path in self.root.glob("*" + MANIFEST_SUFFIX):
+            try:
+                manifest = Manifest.from_json(path.read_text())
+            except (ManifestError, OSError, UnicodeDecodeError):
+                continue
+            artefact = self.root / manifest.artefact
+            try:
+                if artefact.stat().st_size != manifest.size:
+                    continue
+            except FileNotFoundError:
+                continue
+            if database is None or manifest.database == database:
+                found.append(Backup(manifest, artefact, path))
+        return sorted(found, key=lambda b: (b.manifest.started, b.id))
+
+    def find(self, backup_id: str) -> Backup:
+        for backup in self.backups():
+            if backup.id == backup_id:
+                return backup
+        raise StoreError(f"no complete backup {backup_id!r} in {self.root} (see: pgharbor-backup list)")
+
+    def debris(self) -> list[Path]:
+        """Files no complete backup accounts for: .partial files, artefacts
+        without a manifest. Only meaningful while holding the lock."""
+        complete = {p for b in self.backups() for p in (b.artefact, b.manifest_path)}
+        return sorted(p for p in self.root.iterdir()
+                      if p.is_file() and not p.name.startswith(".") and p not in complete
+                      and (p.name.endswith(PARTIAL_SUFFIX) or p.name.endswith(ARTEFACT_SUFFIX)))
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free
+
+    def write_status(self, status: dict) -> None:
+        tmp = self.root / (STATUS_NAME + PARTIAL_SUFFIX)
+        tmp.write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self.root / STATUS_NAME)
+
+    def read_status(self) -> dict | None:
+        try:
+            return json.loads((self.root / STATUS_NAME).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None

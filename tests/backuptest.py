@@ -1,0 +1,72 @@
+"""Shared parts of the backup tests: a server holding the awkward database,
+keys, and the settings/config that point the backup code at them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg import sql
+
+from gpgtest import TestKey
+from migrationdb import AWKWARD
+from pgserver import PgServer
+from pgharbor.backup import BackupSettings
+from pgharbor.gpgkeys import import_keys
+
+REPO = Path(__file__).resolve().parent.parent
+DBNAME = "appdb"
+
+
+def create_awkward(server: PgServer, dbname: str = DBNAME) -> None:
+    with server.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    with server.connect(dbname, autocommit=True) as conn:
+        conn.execute(AWKWARD.read_text())
+
+
+def counts(server: PgServer, dbname: str) -> dict[str, int]:
+    """Row counts as a plain query sees them, independent of the code under test."""
+    with server.connect(dbname, autocommit=True) as conn:
+        conn.execute("SET row_security = off")
+        names = conn.execute(
+            """SELECT format('%s.%s', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname)
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')""").fetchall()
+        return {label: conn.execute(f"SELECT count(*) FROM ONLY {ident}").fetchone()[0] for label, ident in names}
+
+
+@dataclass
+class Keys:
+    ops: TestKey
+    escrow: TestKey
+    expired: TestKey
+    stranger: TestKey
+
+
+def keyring_with(directory: Path, *keys: TestKey) -> str:
+    home = directory / "keyring"
+    import_keys(home, "".join(k.public for k in keys))
+    return str(home)
+
+
+def settings(server: PgServer, directory: Path, keyring: str, recipients: list[str], **kwargs) -> BackupSettings:
+    return BackupSettings(conninfo=server.conninfo(kwargs.pop("dbname", DBNAME)), directory=str(directory),
+                          keyring=keyring, recipients=recipients, server_name="testhost", **kwargs)
+
+
+def write_config(path: Path, s: BackupSettings, **extra) -> Path:
+    path.write_text(json.dumps({"conninfo": s.conninfo, "directory": s.directory, "keyring": s.keyring,
+                                "recipients": s.recipients, "compression_level": s.compression_level, **extra}))
+    return path
+
+
+def cli(config: Path, *args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """The pgharbor-backup command, as the timer runs it."""
+    return subprocess.run([sys.executable, "-m", "pgharbor.backupcli", "--config", str(config), *args],
+                          env={**os.environ, "PYTHONPATH": str(REPO / "module_utils"), **(env or {})},
+                          capture_output=True, text=True, check=False, **kwargs)
