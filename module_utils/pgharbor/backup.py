@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TypeVar
 
 import psycopg
 
@@ -34,6 +35,7 @@ from .schema import SchemaError, pg_bindir
 from .store import Store, StoreError
 
 Progress = Callable[[int], None]
+T = TypeVar("T")
 HASH_CHUNK_ROWS = 10000
 
 
@@ -97,45 +99,88 @@ def _check_space(store: Store, database: str, database_bytes: int, reserve: int)
 
 
 def take_backup(settings: BackupSettings, progress: Progress | None = None) -> Manifest:
+    return _guarded(settings, lambda store: _take(settings, store, progress))
+
+
+def check_backup(settings: BackupSettings) -> dict:
+    """Everything take_backup checks before it dumps, without dumping (check
+    mode): the directory, the keys, the tools, the database, the space."""
+    def checks(store: Store) -> dict:
+        with ExitStack() as stack:
+            facts, _ = _prepare(settings, store, stack)
+        return {k: v for k, v in facts.items() if k not in ("snapshot", "pg_dump")}
+    return _guarded(settings, checks)
+
+
+def run_backup(settings: BackupSettings, progress: Progress | None = None) -> Manifest:
+    """take_backup, with its outcome recorded in the directory for status."""
+    store = Store(settings.directory)
+    started = utc_text(datetime.now(timezone.utc))
+    try:
+        manifest = take_backup(settings, progress)
+    except BackupError as exc:
+        _record(store, {"result": "failed", "started": started, "error": str(exc)})
+        raise
+    _record(store, {"result": "ok", "started": started, "finished": manifest.finished, "backup": manifest.id,
+                    "size": manifest.size, "error": ""})
+    return manifest
+
+
+def _record(store: Store, status: dict) -> None:
+    try:
+        store.write_status(status)
+    except OSError:
+        pass  # a full disk must not replace the backup's own error; status then shows the older record
+
+
+def _guarded(settings: BackupSettings, work: Callable[[Store], T]) -> T:
     store = Store(settings.directory)
     try:
         store.check()
         with store.lock():
             for path in store.debris():
                 path.unlink()
-            return _take(settings, store, progress)
+            return work(store)
     except (KeyProblem, StoreError, SchemaError, PipelineError) as exc:
         raise BackupError(str(exc)) from exc
     except psycopg.Error as exc:
         raise BackupError(f"database error during the backup: {str(exc).strip()}") from exc
 
 
-def _take(settings: BackupSettings, store: Store, progress: Progress | None) -> Manifest:
+def _prepare(settings: BackupSettings, store: Store, stack: ExitStack) -> tuple[dict, psycopg.Connection]:
+    """The checks before a dump; the snapshot they open stays open in stack."""
     keys = check_recipients(settings.keyring, settings.recipients)
     pg_dump = str(pg_bindir() / "pg_dump")
     tools = {"pgharbor": __version__, "pg_dump": tool_version([pg_dump, "--version"]),
              "zstd": tool_version(["zstd", "--version"]), "gpg": tool_version(["gpg", "--version"])}
+    try:
+        conn, snapshot = stack.enter_context(exported_snapshot(settings.conninfo))
+    except psycopg.OperationalError as exc:
+        raise BackupError(f"cannot connect to the database (pg_backup_conninfo): {str(exc).strip()}") from exc
+    database, version, size = conn.execute(
+        "SELECT current_database(), current_setting('server_version'), "
+        "pg_database_size(current_database())").fetchone()
+    _check_space(store, database, size, settings.reserve_bytes)
+    return {"database": database, "server_version": version, "database_bytes": size,
+            "free_bytes": store.free_bytes(), "recipients": [k.fingerprint for k in keys],
+            "pg_dump": pg_dump, "tools": tools, "snapshot": snapshot}, conn
+
+
+def _take(settings: BackupSettings, store: Store, progress: Progress | None) -> Manifest:
     with ExitStack() as stack:
-        try:
-            conn, snapshot = stack.enter_context(exported_snapshot(settings.conninfo))
-        except psycopg.OperationalError as exc:
-            raise BackupError(f"cannot connect to the database (pg_backup_conninfo): {str(exc).strip()}") from exc
-        database, version, size = conn.execute(
-            "SELECT current_database(), current_setting('server_version'), "
-            "pg_database_size(current_database())").fetchone()
-        _check_space(store, database, size, settings.reserve_bytes)
+        facts, conn = _prepare(settings, store, stack)
         started = datetime.now(timezone.utc)
-        while store.manifest_path(backup_id(database, started)).exists():
+        while store.manifest_path(backup_id(facts["database"], started)).exists():
             time.sleep(1)  # ids have a resolution of one second
             started = datetime.now(timezone.utc)
-        bid = backup_id(database, started)
+        bid = backup_id(facts["database"], started)
         dsn, env = libpq_env(settings.conninfo)
         pipeline = Pipeline([
-            Stage("pg_dump", [pg_dump, "--format=custom", "--compress=0", f"--snapshot={snapshot}",
+            Stage("pg_dump", [facts["pg_dump"], "--format=custom", "--compress=0", f"--snapshot={facts['snapshot']}",
                               f"--dbname={dsn}"], env=env),
             Stage("zstd", ["zstd", "-q", "-c", f"-{settings.compression_level}",
                            f"-T{settings.compression_threads}"]),
-            Stage("gpg", encrypt_argv(settings.keyring, [k.fingerprint for k in keys])),
+            Stage("gpg", encrypt_argv(settings.keyring, facts["recipients"])),
         ])
         writer = store.writer(bid)
         try:
@@ -148,10 +193,11 @@ def _take(settings: BackupSettings, store: Store, progress: Progress | None) -> 
             writer.discard()
             raise
     manifest = Manifest(
-        id=bid, database=database, server=settings.server_name or socket.gethostname(), server_version=version,
-        started=utc_text(started), finished=utc_text(datetime.now(timezone.utc)), snapshot=snapshot, tools=tools,
+        id=bid, database=facts["database"], server=settings.server_name or socket.gethostname(),
+        server_version=facts["server_version"], started=utc_text(started),
+        finished=utc_text(datetime.now(timezone.utc)), snapshot=facts["snapshot"], tools=facts["tools"],
         compression={"tool": "zstd", "level": settings.compression_level},
-        encryption={"tool": "gpg", "cipher": "AES256", "recipients": [k.fingerprint for k in keys]},
+        encryption={"tool": "gpg", "cipher": "AES256", "recipients": facts["recipients"]},
         artefact=writer.final.name, size=writer.size, sha256=writer.sha256.hexdigest(),
         tables=tables, large_objects=large_objects)
     store.publish_manifest(manifest)

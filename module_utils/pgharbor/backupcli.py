@@ -23,13 +23,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from .backup import BackupError, BackupSettings, take_backup
+from .backup import BackupError, BackupSettings, run_backup
 from .dumpverify import LEVELS, VerifyError, verify
-from .manifest import utc_text
+from .health import tier_health
 from .store import Backup, Store, StoreError
 
 DEFAULT_CONFIG = "/etc/pgharbor/backup.json"
-VERIFY_LOG = ".verify-log.jsonl"
 MIB = 1 << 20
 
 
@@ -74,29 +73,17 @@ def _progress_printer(stream: TextIO) -> Callable[[int], None]:
 
 
 def cmd_run(config: dict, args: argparse.Namespace) -> int:
-    store = Store(config["directory"])
-    started = utc_text(datetime.now(timezone.utc))
     progress = _progress_printer(sys.stderr) if sys.stderr.isatty() else None
     try:
-        manifest = take_backup(settings_from(config), progress)
+        manifest = run_backup(settings_from(config), progress)
     except BackupError as exc:
-        _record(store, {"result": "failed", "started": started, "error": str(exc)})
         print(f"backup failed: {exc}", file=sys.stderr)
         return 1
     if progress:
         sys.stderr.write("\n")
-    _record(store, {"result": "ok", "started": started, "backup": manifest.id, "size": manifest.size,
-                    "finished": manifest.finished, "error": ""})
     print(f"backup {manifest.id}: {manifest.size} bytes, {len(manifest.tables)} tables, "
           f"{manifest.total_rows} rows, sha256 {manifest.sha256}")
     return 0
-
-
-def _record(store: Store, status: dict) -> None:
-    try:
-        store.write_status(status)
-    except OSError as exc:  # a full disk must not hide the backup's own error
-        print(f"could not record the status in {store.root}: {exc}", file=sys.stderr)
 
 
 def cmd_list(config: dict, args: argparse.Namespace) -> int:
@@ -126,57 +113,23 @@ def cmd_verify(config: dict, args: argparse.Namespace) -> int:
     try:
         record = verify(backup, args.level, private_key=key, passphrase=passphrase, server=args.server)
     except VerifyError as exc:
-        append_verification(store, exc.verification.as_dict())
+        _note(store, exc.verification.as_dict())
         print(str(exc), file=sys.stderr)
         return 1
-    append_verification(store, record.as_dict())
+    _note(store, record.as_dict())
     print(f"backup {backup.id}: {', '.join(record.passed)} passed in {record.seconds} s")
     return 0
 
 
-def append_verification(store: Store, record: dict) -> None:
+def _note(store: Store, record: dict) -> None:
     try:
-        with open(store.root / VERIFY_LOG, "a") as log:
-            log.write(json.dumps(record, sort_keys=True) + "\n")
+        store.record_verification(record)
     except OSError as exc:
         print(f"could not record the verification in {store.root}: {exc}", file=sys.stderr)
 
 
-def last_verification(store: Store) -> dict | None:
-    try:
-        lines = (store.root / VERIFY_LOG).read_text().splitlines()
-    except FileNotFoundError:
-        return None
-    passed = [r for r in map(json.loads, lines) if r.get("ok")]
-    return passed[-1] if passed else None
-
-
-def health(config: dict, now: datetime) -> dict:
-    """The tier's state and the problems that make it unhealthy."""
-    store = Store(config["directory"])
-    backups = store.backups()
-    last_run = store.read_status()
-    max_age = float(config.get("max_age_hours", 2)) * 3600
-    newest = backups[-1].manifest if backups else None
-    age = (now - newest.started_at).total_seconds() if newest else None
-    problems = []
-    if last_run and last_run.get("result") != "ok":
-        problems.append(f"the last run failed: {last_run.get('error')}")
-    if newest is None:
-        problems.append(f"no backup in {store.root}")
-    elif age is not None and age > max_age:
-        problems.append(f"the newest backup is {age / 3600:.1f} h old, more than max_age_hours "
-                        f"({max_age / 3600:g}, pg_backup_max_age_hours)")
-    return {
-        "directory": str(store.root), "count": len(backups), "bytes": sum(b.manifest.size for b in backups),
-        "newest": newest.id if newest else None, "newest_age_seconds": round(age) if age is not None else None,
-        "oldest": backups[0].id if backups else None, "last_run": last_run,
-        "last_verification": last_verification(store), "healthy": not problems, "problems": problems,
-    }
-
-
 def cmd_status(config: dict, args: argparse.Namespace) -> int:
-    report = health(config, datetime.now(timezone.utc))
+    report = tier_health(config["directory"], float(config.get("max_age_hours", 2)), datetime.now(timezone.utc))
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:

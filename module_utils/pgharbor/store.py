@@ -23,6 +23,7 @@ from .manifest import ARTEFACT_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, Manifest
 
 LOCK_NAME = ".lock"
 STATUS_NAME = ".last-run.json"
+VERIFY_LOG = ".verify-log.jsonl"
 
 
 class StoreError(RuntimeError):
@@ -185,3 +186,16 @@ class Store:
             return json.loads((self.root / STATUS_NAME).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
+
+    def record_verification(self, record: dict) -> None:
+        with open(self.root / VERIFY_LOG, "a") as log:
+            log.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def last_verification(self) -> dict | None:
+        """The newest verification that passed."""
+        try:
+            lines = (self.root / VERIFY_LOG).read_text().splitlines()
+        except FileNotFoundError:
+            return None
+        passed = [record for record in map(json.loads, lines) if record.get("ok")]
+        return passed[-1] if passed else None
