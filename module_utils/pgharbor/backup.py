@@ -12,6 +12,7 @@ written.
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import subprocess
 import time
@@ -20,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TypeVar
 
 import psycopg
@@ -56,6 +58,37 @@ class BackupSettings:
     # Free space to leave on the disk beyond the backup's own estimate.
     reserve_bytes: int = 0
     server_name: str = ""
+
+
+class ConfigError(ValueError):
+    pass
+
+
+REQUIRED = ("conninfo", "directory", "keyring", "recipients")
+
+
+def load_config(path: str | Path) -> dict:
+    """The agent's settings as the pg_backup role writes them (JSON; each
+    key is the role variable without its pg_backup_ prefix)."""
+    try:
+        config = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"no configuration at {path}: run the pg_backup role, or pass --config") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    return config
+
+
+def settings_from(config: dict) -> BackupSettings:
+    missing = [key for key in REQUIRED if not config.get(key)]
+    if missing:
+        raise ConfigError("missing setting: " + ", ".join(f"{key} (pg_backup_{key})" for key in missing))
+    return BackupSettings(
+        conninfo=config["conninfo"], directory=config["directory"], keyring=config["keyring"],
+        recipients=list(config["recipients"]), compression_level=int(config.get("compression_level", 3)),
+        compression_threads=int(config.get("compression_threads", 1)),
+        table_hashes=bool(config.get("table_hashes", False)),
+        reserve_bytes=int(config.get("reserve_mb", 0)) << 20, server_name=config.get("server_name") or "")
 
 
 def tool_version(argv: list[str]) -> str:

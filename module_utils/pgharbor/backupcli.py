@@ -23,39 +23,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from .backup import BackupError, BackupSettings, run_backup
+from .backup import BackupError, ConfigError, load_config, run_backup, settings_from
 from .dumpverify import LEVELS, VerifyError, verify
 from .health import tier_health
-from .store import Backup, Store, StoreError
+from .store import Store, StoreError
 
 DEFAULT_CONFIG = "/etc/pgharbor/backup.json"
 MIB = 1 << 20
-
-
-class ConfigError(ValueError):
-    pass
-
-
-def load_config(path: str) -> dict:
-    try:
-        config = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"no configuration at {path}: run the pg_backup role, or pass --config") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
-    for key in ("conninfo", "directory", "keyring", "recipients"):
-        if not config.get(key):
-            raise ConfigError(f"{path}: '{key}' is missing (role variable pg_backup_{key})")
-    return config
-
-
-def settings_from(config: dict) -> BackupSettings:
-    return BackupSettings(
-        conninfo=config["conninfo"], directory=config["directory"], keyring=config["keyring"],
-        recipients=list(config["recipients"]), compression_level=int(config.get("compression_level", 3)),
-        compression_threads=int(config.get("compression_threads", 1)),
-        table_hashes=bool(config.get("table_hashes", False)),
-        reserve_bytes=int(config.get("reserve_mb", 0)) * MIB, server_name=config.get("server_name", ""))
 
 
 def _progress_printer(stream: TextIO) -> Callable[[int], None]:
@@ -98,16 +72,9 @@ def cmd_list(config: dict, args: argparse.Namespace) -> int:
     return 0
 
 
-def choose(store: Store, which: str) -> Backup:
-    backups = store.backups()
-    if not backups:
-        raise StoreError(f"no complete backup in {store.root}")
-    return backups[-1] if which == "latest" else store.find(which)
-
-
 def cmd_verify(config: dict, args: argparse.Namespace) -> int:
     store = Store(config["directory"])
-    backup = choose(store, args.backup)
+    backup = store.choose(args.backup)
     key = Path(args.private_key_file).read_text() if args.private_key_file else os.environ.get("PGHARBOR_PRIVATE_KEY")
     passphrase = os.environ.get("PGHARBOR_PASSPHRASE")
     try:
@@ -153,7 +120,7 @@ def parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list the complete backups")
     listing.add_argument("--json", action="store_true")
     check = sub.add_parser("verify", help="verify a backup")
-    check.add_argument("--backup", default="latest", help="a backup id, or latest")
+    check.add_argument("--backup", default="latest", help="a backup id, latest, or before:<ISO time>")
     check.add_argument("--level", choices=list(LEVELS), default="checksum")
     check.add_argument("--private-key-file", help="the armored private key (or env PGHARBOR_PRIVATE_KEY); "
                                                   "passphrase in env PGHARBOR_PASSPHRASE")
@@ -170,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         config = load_config(args.config)
+        if not config.get("directory"):
+            raise ConfigError(f"{args.config}: missing setting directory (pg_backup_directory)")
         return COMMANDS[args.command](config, args)
     except (ConfigError, StoreError, ValueError, OSError) as exc:
         print(f"pgharbor-backup: {exc}", file=sys.stderr)

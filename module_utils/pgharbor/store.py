@@ -17,9 +17,10 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timezone
 from pathlib import Path
 
-from .manifest import ARTEFACT_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, Manifest, ManifestError
+from .manifest import ARTEFACT_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, Manifest, ManifestError, parse_utc
 
 LOCK_NAME = ".lock"
 STATUS_NAME = ".last-run.json"
@@ -164,6 +165,27 @@ class Store:
             if backup.id == backup_id:
                 return backup
         raise StoreError(f"no complete backup {backup_id!r} in {self.root} (see: pgharbor-backup list)")
+
+    def choose(self, which: str) -> Backup:
+        """latest, a backup id, or before:<ISO time> (the newest backup that
+        started before that time; a time without a zone is UTC)."""
+        backups = self.backups()
+        if which.startswith("before:"):
+            try:
+                limit = parse_utc(which.removeprefix("before:"))
+            except ValueError:
+                raise StoreError(f"{which!r}: give before:<ISO time>, for example before:2026-11-24T10:00:00Z") from None
+            if limit.tzinfo is None:
+                limit = limit.replace(tzinfo=timezone.utc)
+            backups = [b for b in backups if b.manifest.started_at < limit]
+            if not backups:
+                raise StoreError(f"no complete backup in {self.root} started before {limit.isoformat()}")
+            return backups[-1]
+        if which == "latest":
+            if not backups:
+                raise StoreError(f"no complete backup in {self.root}")
+            return backups[-1]
+        return self.find(which)
 
     def debris(self) -> list[Path]:
         """Files no complete backup accounts for: .partial files, artefacts

@@ -1,0 +1,191 @@
+#!/usr/bin/python
+"""Ansible wrapper around pgharbor.backup."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: pg_backup
+short_description: Take an encrypted, verified-format logical backup of a PostgreSQL database now
+description:
+  - "Runs C(pg_dump --format=custom) from an exported snapshot, compresses with zstd and encrypts with gpg (AES-256) to
+    every key in O(recipients); the stored file is hashed as it is written. No plaintext reaches the disk."
+  - The manifest (database, server version, snapshot, tools, recipients, size, SHA-256, per-table row counts from the
+    same snapshot, optionally content hashes) is written last; a file without a manifest is not a backup.
+  - Checked before the dump, each with a message naming the setting to fix; the directory, the keys (present, able to
+    encrypt, not expired), the tools, the database (reachable), the free space. A second run while one is in
+    progress is refused (lock).
+  - The settings are read from O(config) (what the pg_backup role writes and the timer uses); options given here
+    override them.
+  - In check mode, runs the checks and reports what a backup would use, without dumping.
+  - With O(requested_by), the backup is recorded in O(audit_log) (who, when, which database, where it went).
+version_added: "0.1.0"
+author: pgharbor
+options:
+  config:
+    description: JSON settings file written by the pg_backup role; ignored when absent.
+    type: path
+    default: /etc/pgharbor/backup.json
+  conninfo:
+    description: libpq connection string of the database to back up, for example
+      C(host=/var/run/postgresql dbname=buffer user=backup).
+    type: str
+  password:
+    description: Password for O(conninfo).
+    type: str
+  directory:
+    description: The tier-1 backup directory (owned by the user the module runs as, mode 0700).
+    type: path
+  keyring:
+    description: gpg home holding the recipients' public keys.
+    type: path
+  recipients:
+    description: Fingerprints of the OpenPGP keys the backup is encrypted to (each can decrypt it).
+    type: list
+    elements: str
+  compression_level:
+    description: zstd level (1-19).
+    type: int
+  compression_threads:
+    description: zstd worker threads (0 uses every core).
+    type: int
+  table_hashes:
+    description: Also record a content hash per table in the manifest (reads every table a second time).
+    type: bool
+  reserve_mb:
+    description: Free space (MiB) to leave on the disk beyond the backup's estimated size.
+    type: int
+  server_name:
+    description: Name of the server recorded in the manifest (default the host name).
+    type: str
+  requested_by:
+    description: Who asked for this backup; when set, the backup is recorded in O(audit_log).
+    type: str
+  reason:
+    description: Why (recorded in O(audit_log) with O(requested_by)).
+    type: str
+    default: ""
+  audit_log:
+    description: Append-only JSON-lines log of on-demand backups.
+    type: path
+    default: /var/log/pgharbor/audit.jsonl
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+requirements:
+  - psycopg >= 3.1, gpg, zstd and pg_dump (postgresql-client) where the module runs
+"""
+
+EXAMPLES = r"""
+- name: Back up the buffer database now, with the timer's settings
+  pg_backup:
+    requested_by: "{{ lookup('ansible.builtin.env', 'USER') }}"
+    reason: export for the client
+  become: true
+  become_user: postgres
+
+- name: Back up with explicit settings
+  pg_backup:
+    config: ""
+    conninfo: host=/var/run/postgresql dbname=buffer user=backup
+    directory: /var/backups/pgharbor
+    keyring: /etc/pgharbor/keyring
+    recipients: [73A79928307AA0E3D2DD80D3887335684948CFC8]
+"""
+
+RETURN = r"""
+backup:
+  description: Id of the backup taken (database and UTC start time).
+  returned: success, not in check mode
+  type: str
+  sample: buffer-20261124T101500Z
+artefact:
+  description: Path of the encrypted dump.
+  returned: success, not in check mode
+  type: str
+  sample: /var/backups/pgharbor/buffer-20261124T101500Z.dump.zst.gpg
+manifest:
+  description: The manifest written next to the artefact (see the backup format in docs/BACKUPS.md).
+  returned: success, not in check mode
+  type: dict
+  sample: {id: buffer-20261124T101500Z, size: 48213, sha256: 9f2c..., tables: {buffer.customers: {rows: 1000}}}
+seconds:
+  description: Wall time of the backup.
+  returned: success, not in check mode
+  type: float
+  sample: 3.2
+checks:
+  description: In check mode, what the checks found (database, its size, free space, recipients, tools).
+  returned: check mode
+  type: dict
+  sample: {database: buffer, database_bytes: 8041763, free_bytes: 5012312064}
+audit:
+  description: The entry appended to O(audit_log).
+  returned: when O(requested_by) is set, not in check mode
+  type: dict
+  sample: {action: backup, who: alice, database: buffer, backup: buffer-20261124T101500Z}
+"""
+
+import os
+import time
+from dataclasses import asdict
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pgharbor.audit import audit
+from ansible.module_utils.pgharbor.backup import (BackupError, ConfigError, check_backup, load_config, run_backup,
+                                                  settings_from)
+from ansible.module_utils.pgharbor.connargs import conninfo
+
+SETTINGS = ("conninfo", "directory", "keyring", "recipients", "compression_level", "compression_threads",
+            "table_hashes", "reserve_mb", "server_name")
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "config": {"type": "path", "default": "/etc/pgharbor/backup.json"},
+            "conninfo": {"type": "str"},
+            "password": {"type": "str", "no_log": True},
+            "directory": {"type": "path"},
+            "keyring": {"type": "path"},
+            "recipients": {"type": "list", "elements": "str"},
+            "compression_level": {"type": "int"},
+            "compression_threads": {"type": "int"},
+            "table_hashes": {"type": "bool"},
+            "reserve_mb": {"type": "int"},
+            "server_name": {"type": "str"},
+            "requested_by": {"type": "str"},
+            "reason": {"type": "str", "default": ""},
+            "audit_log": {"type": "path", "default": "/var/log/pgharbor/audit.jsonl"},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        config = load_config(p["config"]) if p["config"] and os.path.exists(p["config"]) else {}
+        config.update({key: p[key] for key in SETTINGS if p[key] is not None})
+        if config.get("conninfo") and p["password"]:
+            config["conninfo"] = conninfo({"db": config["conninfo"], "db_password": p["password"]}, "db")
+        settings = settings_from(config)
+    except ConfigError as exc:
+        module.fail_json(msg=str(exc))
+    try:
+        if module.check_mode:
+            module.exit_json(changed=True, checks=check_backup(settings))
+        begin = time.monotonic()
+        manifest = run_backup(settings)
+    except BackupError as exc:
+        module.fail_json(msg=str(exc))
+    result = {"changed": True, "backup": manifest.id, "artefact": os.path.join(settings.directory, manifest.artefact),
+              "manifest": asdict(manifest), "seconds": round(time.monotonic() - begin, 3)}
+    if p["requested_by"]:
+        result["audit"] = audit(p["audit_log"], "backup", p["requested_by"], reason=p["reason"],
+                                database=manifest.database, backup=manifest.id, where=result["artefact"],
+                                size=manifest.size, sha256=manifest.sha256)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
