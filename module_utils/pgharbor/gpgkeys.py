@@ -39,8 +39,12 @@ class Key:
     problem: str = ""
 
 
-def gpg(home: str | Path, *args: str) -> list[str]:
-    return ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--quiet", "--no-auto-check-trustdb", *args]
+def gpg(home: str | Path, *args: str, agent: bool = False) -> list[str]:
+    """The gpg command on a keyring. Public-key work needs no gpg-agent, and
+    one started for it would outlive the command; only the private key's
+    throw-away keyring uses one (and stops it)."""
+    base = ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--quiet", "--no-auto-check-trustdb"]
+    return base + ([] if agent else ["--no-autostart"]) + list(args)
 
 
 def _run(argv: list[str], data: bytes | None = None) -> str:
@@ -176,7 +180,7 @@ class SecretKeyring:
         args = ["--pinentry-mode", "loopback"]
         if self.passphrase_file is not None:
             args += ["--passphrase-file", str(self.passphrase_file)]
-        return gpg(self.home, *args, "--decrypt", str(path))
+        return gpg(self.home, *args, "--decrypt", str(path), agent=True)
 
 
 @contextmanager
@@ -193,7 +197,7 @@ def secret_keyring(private_key: str, passphrase: str | None = None) -> Iterator[
             with os.fdopen(fd, "w") as handle:
                 handle.write(passphrase)
         args = ["--pinentry-mode", "loopback"] + (["--passphrase-file", str(passfile)] if passfile else [])
-        out = subprocess.run(gpg(home, *args, "--import"), input=private_key.encode(), capture_output=True,
+        out = subprocess.run(gpg(home, *args, "--import", agent=True), input=private_key.encode(), capture_output=True,
                              check=False)
         if out.returncode != 0:
             raise KeyProblem("the private key (pg_backup_private_key) could not be imported: "

@@ -109,3 +109,48 @@ def test_bad_key_refused_before_dumping():
     assert bad.rc == 1 and "is not in the keyring" in bad.stderr and "pg_backup_public_keys" in bad.stderr
     assert len(backups()) == before
     HOST.run_test("rm -f /tmp/bad.json")
+
+
+def live_customers() -> int:
+    result = HOST.run("runuser -u postgres -- psql -d appdb -XAtc 'SELECT count(*) FROM app.customers'")
+    assert result.rc == 0, result.stderr
+    return int(result.stdout)
+
+
+def test_playbooks_backup_drill_restore_swap_undo(run_playbook):
+    """What an operator runs: an audited backup, a restore drill, a restore
+    that waits for confirmation, the swap, and its undo."""
+    key = {"backup_private_key": (GPG_DIR / "escrow.sec.asc").read_text()}
+    taken = run_playbook("../../playbooks/backup.yml", extra_vars={"backup_reason": "molecule export"})
+    assert taken.returncode == 0, taken.stdout
+    audit = json.loads(HOST.file("/var/log/pgharbor/audit.jsonl").content_string.splitlines()[-1])
+    assert audit["reason"] == "molecule export" and audit["who"] and audit["database"] == "appdb"
+    assert audit["backup"] in taken.stdout
+
+    refused = run_playbook("../../playbooks/verify_backups.yml")
+    assert refused.returncode != 0 and "set backup_private_key" in refused.stdout
+    drill = run_playbook("../../playbooks/verify_backups.yml", extra_vars=key)
+    assert drill.returncode == 0, drill.stdout
+    assert "RTO evidence" in drill.stdout and "pg_amcheck clean" in drill.stdout
+    assert "PRIVATE KEY" not in drill.stdout
+
+    # the application loses data after the backup
+    HOST.run_test("runuser -u postgres -- psql -d appdb -Xc 'DELETE FROM app.customers WHERE id > 10'")
+    preview = run_playbook("../../playbooks/restore.yml", extra_vars={**key, "restore_backup": audit["backup"]})
+    assert preview.returncode == 0, preview.stdout
+    assert "restore_confirm=true" in preview.stdout and "app.customers" in preview.stdout
+    assert live_customers() == 10
+    swapped = run_playbook("../../playbooks/restore.yml", extra_vars={**key, "restore_backup": audit["backup"],
+                                                                      "restore_confirm": True})
+    assert swapped.returncode == 0, swapped.stdout
+    assert live_customers() == 1000
+    # the application's login still works on the swapped-in database
+    assert HOST.run("runuser -u postgres -- psql 'host=/var/run/postgresql dbname=appdb user=backup' "
+                    "-XAtc 'SELECT count(*) FROM app.customers'").stdout.strip() == "1000"
+    undone = run_playbook("../../playbooks/restore.yml", extra_vars={"restore_undo": True})
+    assert undone.returncode == 0 and "is live again" in undone.stdout, undone.stdout
+    assert live_customers() == 10
+    again = run_playbook("../../playbooks/restore.yml", extra_vars={"restore_undo": True})
+    assert again.returncode == 0 and "nothing to undo" in again.stdout
+    HOST.run_test("runuser -u postgres -- psql -d appdb -Xc \"INSERT INTO app.customers "
+                  "SELECT i, 'customer ' || i FROM generate_series(11, 1000) i\"")
