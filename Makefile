@@ -21,7 +21,7 @@ STAMP := .cache
 MOTO_WHEELS := lab/.cache/moto-wheels.tar
 
 .PHONY: help deps system-deps venv lint yamllint ansible-lint unit integration molecule test \
-	lab lab-image lab-test lab-down lab-clean bench-migrate clean
+	lab lab-image lab-test lab-down lab-clean bench-migrate bench-backup clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-14s %s\n", $$1, $$2 }'
@@ -96,6 +96,9 @@ lab-clean: lab-down ## lab-down, then remove the cached base image too
 	rm -rf lab/.cache
 
 # Not part of `make test`: speed is measured, not asserted (benchmarks/README.md).
+bench-backup: deps ## a pgharbor backup against the bare pg_dump, and the restore drill, 1 GB (about 15 min)
+	$(PY) benchmarks/backup.py --scale 1 --rounds 3
+
 bench-migrate: deps ## pg_migrate and pg_compare against pg_dump/pg_restore and pgcopydb, 1 GB (about 25 min)
 	@dpkg-query -W -f='$${Status}\n' pgcopydb 2>/dev/null | grep -q '^install ok installed' || \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgcopydb
