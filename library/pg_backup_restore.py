@@ -20,35 +20,19 @@ description:
   - In check mode, reports what would be done without doing it.
 version_added: "0.1.0"
 author: pgharbor
+extends_documentation_fragment: [pgharbor_backup]
 options:
   state:
     description: What to do.
     type: str
     choices: [restored, swapped, undone]
     default: restored
-  config:
-    description: JSON settings file written by the pg_backup role, read for O(directory) when that is not given.
-    type: path
-    default: /etc/pgharbor/backup.json
-  directory:
-    description: The backup directory holding the backup.
-    type: path
-  backup:
-    description: A backup id, C(latest), or C(before:<ISO time>) for the newest backup started before that time.
-    type: str
-    default: latest
   database:
     description: The live database's name.
     type: str
     required: true
   restore_name:
     description: Name of the new database the backup is restored into (default C(<database>_restore)).
-    type: str
-  private_key:
-    description: ASCII-armored OpenPGP private key of one of the backup's recipients (C(state=restored)).
-    type: str
-  passphrase:
-    description: Passphrase of O(private_key).
     type: str
   server:
     description: libpq connection string of a superuser on the server (C(host=/var/run/postgresql dbname=postgres
@@ -126,7 +110,8 @@ import os
 
 import psycopg
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.backup import ConfigError, load_config
+from ansible.module_utils.pgharbor.backup import ConfigError
+from ansible.module_utils.pgharbor.backupargs import backup_directory, backup_source_options
 from ansible.module_utils.pgharbor.connargs import conninfo
 from ansible.module_utils.pgharbor.gpgkeys import KeyProblem, secret_keyring
 from ansible.module_utils.pgharbor.restore import RestoreError
@@ -138,13 +123,9 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "state": {"type": "str", "choices": ["restored", "swapped", "undone"], "default": "restored"},
-            "config": {"type": "path", "default": "/etc/pgharbor/backup.json"},
-            "directory": {"type": "path"},
-            "backup": {"type": "str", "default": "latest"},
+            **backup_source_options(),
             "database": {"type": "str", "required": True},
             "restore_name": {"type": "str"},
-            "private_key": {"type": "str", "no_log": True},
-            "passphrase": {"type": "str", "no_log": True},
             "server": {"type": "str", "default": "host=/var/run/postgresql dbname=postgres user=postgres"},
             "server_password": {"type": "str", "no_log": True},
             "state_file": {"type": "path"},
@@ -154,9 +135,7 @@ def main() -> None:
     )
     p = module.params
     try:
-        directory = p["directory"] or load_config(p["config"]).get("directory")
-        if not directory:
-            raise ConfigError("no directory: set directory (pg_backup_directory)")
+        directory = backup_directory(p)
     except ConfigError as exc:
         module.fail_json(msg=str(exc))
     admin = conninfo(p, "server")

@@ -20,29 +20,13 @@ description:
     mode). The module changes nothing else, so check mode verifies too. It fails when any check fails.
 version_added: "0.1.0"
 author: pgharbor
+extends_documentation_fragment: [pgharbor_backup]
 options:
-  config:
-    description: JSON settings file written by the pg_backup role, read for O(directory) when that is not given.
-    type: path
-    default: /etc/pgharbor/backup.json
-  directory:
-    description: The backup directory holding the backup.
-    type: path
-  backup:
-    description: A backup id, C(latest), or C(before:<ISO time>) for the newest backup started before that time.
-    type: str
-    default: latest
   level:
     description: How far to verify; each level includes the ones before.
     type: str
     choices: [checksum, readable, restore]
     default: checksum
-  private_key:
-    description: ASCII-armored OpenPGP private key of one of the backup's recipients.
-    type: str
-  passphrase:
-    description: Passphrase of O(private_key).
-    type: str
   server:
     description: For level C(restore), libpq connection string of a role that may create databases (and, for
       C(pg_amcheck), install the amcheck extension), for example C(host=/var/run/postgresql dbname=postgres user=postgres).
@@ -102,7 +86,8 @@ import os
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.backup import ConfigError, load_config
+from ansible.module_utils.pgharbor.backup import ConfigError
+from ansible.module_utils.pgharbor.backupargs import backup_directory, backup_source_options
 from ansible.module_utils.pgharbor.connargs import conninfo
 from ansible.module_utils.pgharbor.dumpverify import LEVELS, VerifyError, verify
 from ansible.module_utils.pgharbor.store import Store, StoreError
@@ -111,12 +96,8 @@ from ansible.module_utils.pgharbor.store import Store, StoreError
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "config": {"type": "path", "default": "/etc/pgharbor/backup.json"},
-            "directory": {"type": "path"},
-            "backup": {"type": "str", "default": "latest"},
+            **backup_source_options(),
             "level": {"type": "str", "choices": list(LEVELS), "default": "checksum"},
-            "private_key": {"type": "str", "no_log": True},
-            "passphrase": {"type": "str", "no_log": True},
             "server": {"type": "str"},
             "server_password": {"type": "str", "no_log": True},
         },
@@ -125,9 +106,7 @@ def main() -> None:
     )
     p = module.params
     try:
-        directory = p["directory"] or load_config(p["config"]).get("directory")
-        if not directory:
-            raise ConfigError("no directory: set directory (pg_backup_directory)")
+        directory = backup_directory(p)
         store = Store(directory)
         backup = store.choose(p["backup"])
     except (ConfigError, StoreError) as exc:
