@@ -106,7 +106,7 @@ def main() -> None:
         }
         out = REPO / "benchmarks" / "results" / f"migrate-{time.strftime('%Y%m%d-%H%M%S')}.json"
         out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"| tool | median s | runs (s) | vs pgharbor |\n| --- | ---: | --- | ---: |")
+        print("| tool | median s | runs (s) | vs pgharbor |\n| --- | ---: | --- | ---: |")
         for name, median in medians.items():
             runs = ", ".join(f"{v:.1f}" for v in timings[name])
             print(f"| {name} | {median:.1f} | {runs} | {median / ours:.2f}x |")

@@ -136,7 +136,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgharbor.audit import audit
 from ansible.module_utils.pgharbor.backup import (BackupError, ConfigError, check_backup, load_config, run_backup,
                                                   settings_from)
-from ansible.module_utils.pgharbor.connargs import conninfo
+from ansible.module_utils.pgharbor.connargs import with_password
 
 SETTINGS = ("conninfo", "directory", "keyring", "recipients", "compression_level", "compression_threads",
             "table_hashes", "reserve_mb", "server_name")
@@ -166,8 +166,8 @@ def main() -> None:
     try:
         config = load_config(p["config"]) if p["config"] and os.path.exists(p["config"]) else {}
         config.update({key: p[key] for key in SETTINGS if p[key] is not None})
-        if config.get("conninfo") and p["password"]:
-            config["conninfo"] = conninfo({"db": config["conninfo"], "db_password": p["password"]}, "db")
+        if config.get("conninfo"):
+            config["conninfo"] = with_password(config["conninfo"], p["password"])
         settings = settings_from(config)
     except ConfigError as exc:
         module.fail_json(msg=str(exc))

@@ -82,7 +82,6 @@ size:
   sample: 48213
 """
 
-import os
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule

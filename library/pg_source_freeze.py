@@ -92,7 +92,7 @@ from dataclasses import asdict
 
 import psycopg
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.connargs import conninfo
+from ansible.module_utils.pgharbor.connargs import with_password
 from ansible.module_utils.pgharbor.freeze import FreezeError, freeze, thaw
 
 
@@ -108,7 +108,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    db = conninfo({"db": p["db"], "db_password": p["password"]}, "db")
+    db = with_password(p["db"], p["password"])
     try:
         if p["state"] == "frozen":
             result = freeze(db, p["state_file"], drain_seconds=p["drain_seconds"], check_mode=module.check_mode)

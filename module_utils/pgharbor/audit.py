@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 
-from .manifest import utc_text
+from .manifest import now_text
 
 
 def audit(path: str | Path, action: str, who: str, **details: object) -> dict:
-    entry = {"time": utc_text(datetime.now(timezone.utc)), "action": action, "who": who, **details}
+    entry = {"time": now_text(), "action": action, "who": who, **details}
     log = Path(path)
     log.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import TypeVar
 
 import psycopg
+from psycopg import sql
 
 from . import __version__, catalog
 from .connargs import libpq_env
 from .datacompare import chunk_hashes, primary_key
 from .gpgkeys import KeyProblem, check_recipients, encrypt_argv
-from .manifest import Manifest, TableEntry, backup_id, utc_text
+from .manifest import Manifest, TableEntry, backup_id, now_text, utc_text
 from .pgsession import exported_snapshot
 from .pipeline import Pipeline, PipelineError, Stage
 from .schema import SchemaError, pg_bindir
@@ -105,7 +106,7 @@ def describe_tables(conn: psycopg.Connection, hashes: bool) -> dict[str, TableEn
     computes them again on the restored copy."""
     entries = {}
     for table in catalog.tables(conn):
-        rows = conn.execute(psycopg.sql.SQL("SELECT count(*) FROM ONLY {}").format(table.ident)).fetchone()[0]
+        rows = conn.execute(sql.SQL("SELECT count(*) FROM ONLY {}").format(table.ident)).fetchone()[0]
         digest = None
         if hashes:
             h = hashlib.sha256()
@@ -132,12 +133,19 @@ def _check_space(store: Store, database: str, database_bytes: int, reserve: int)
 
 
 def take_backup(settings: BackupSettings, progress: Progress | None = None) -> Manifest:
-    return _guarded(settings, lambda store: _take(settings, store, progress))
+    def locked(store: Store) -> Manifest:
+        with store.lock():
+            for path in store.debris():
+                path.unlink()
+            return _take(settings, store, progress)
+    return _guarded(settings, locked)
 
 
 def check_backup(settings: BackupSettings) -> dict:
     """Everything take_backup checks before it dumps, without dumping (check
-    mode): the directory, the keys, the tools, the database, the space."""
+    mode): the directory, the keys, the tools, the database, the space. It
+    takes no lock and removes nothing, so it neither changes the directory
+    nor fails because the timer's backup is running."""
     def checks(store: Store) -> dict:
         with ExitStack() as stack:
             facts, _ = _prepare(settings, store, stack)
@@ -148,7 +156,7 @@ def check_backup(settings: BackupSettings) -> dict:
 def run_backup(settings: BackupSettings, progress: Progress | None = None) -> Manifest:
     """take_backup, with its outcome recorded in the directory for status."""
     store = Store(settings.directory)
-    started = utc_text(datetime.now(timezone.utc))
+    started = now_text()
     try:
         manifest = take_backup(settings, progress)
     except BackupError as exc:
@@ -167,13 +175,11 @@ def _record(store: Store, status: dict) -> None:
 
 
 def _guarded(settings: BackupSettings, work: Callable[[Store], T]) -> T:
+    """Run work on the checked directory; every failure becomes a BackupError."""
     store = Store(settings.directory)
     try:
         store.check()
-        with store.lock():
-            for path in store.debris():
-                path.unlink()
-            return work(store)
+        return work(store)
     except (KeyProblem, StoreError, SchemaError, PipelineError) as exc:
         raise BackupError(str(exc)) from exc
     except psycopg.Error as exc:
@@ -228,7 +234,7 @@ def _take(settings: BackupSettings, store: Store, progress: Progress | None) -> 
     manifest = Manifest(
         id=bid, database=facts["database"], server=settings.server_name or socket.gethostname(),
         server_version=facts["server_version"], started=utc_text(started),
-        finished=utc_text(datetime.now(timezone.utc)), snapshot=facts["snapshot"], tools=facts["tools"],
+        finished=now_text(), snapshot=facts["snapshot"], tools=facts["tools"],
         compression={"tool": "zstd", "level": settings.compression_level},
         encryption={"tool": "gpg", "cipher": "AES256", "recipients": facts["recipients"]},
         artefact=writer.final.name, size=writer.size, sha256=writer.sha256.hexdigest(),

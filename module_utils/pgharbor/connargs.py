@@ -18,11 +18,15 @@ def connection_options(*ends: str) -> dict[str, dict[str, Any]]:
     return spec
 
 
+def with_password(dsn: str, password: str | None) -> str:
+    """dsn with the password added (passwords come as options of their own,
+    so that Ansible masks them in logs)."""
+    return make_conninfo(dsn, password=password) if password else dsn
+
+
 def conninfo(params: dict[str, Any], end: str) -> str:
-    """The end's conninfo with its password added (kept out of the conninfo
-    option so that it is masked in logs)."""
-    password = params.get(f"{end}_password")
-    return make_conninfo(params[end], password=password) if password else params[end]
+    """The end's conninfo with its <end>_password added."""
+    return with_password(params[end], params.get(f"{end}_password"))
 
 
 def libpq_env(conninfo: str) -> tuple[str, dict[str, str]]:

@@ -17,7 +17,6 @@ import secrets
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 
 import psycopg
 
@@ -25,7 +24,7 @@ from .backup import describe_tables
 from .catalog import large_object_count
 from .connargs import libpq_env
 from .gpgkeys import SecretKeyring, secret_keyring
-from .manifest import TableEntry, utc_text
+from .manifest import TableEntry, now_text
 from .pgsession import connect
 from .restore import (RestoreError, check_checksum, check_readable, create_database, database_conninfo,
                       drop_database, restore_into)
@@ -99,7 +98,7 @@ def verify(backup: Backup, level: str, *, private_key: str | None = None, passph
     if LEVELS[level] >= 3 and not server:
         raise ValueError("level restore needs a server to restore into (verify_server: a conninfo of a role "
                          "that may create databases)")
-    record = Verification(backup.id, level, utc_text(datetime.now(timezone.utc)))
+    record = Verification(backup.id, level, now_text())
     begin = time.monotonic()
     try:
         check_checksum(backup)

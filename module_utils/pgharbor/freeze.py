@@ -11,7 +11,6 @@ changes; thawing puts back exactly that (the old value, or no setting).
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -20,6 +19,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from .atomicfile import replace_file
 from .pgsession import connect
 
 SETTING = "default_transaction_read_only"
@@ -76,10 +76,7 @@ def _other_sessions(conn: psycopg.Connection) -> list[int]:
 
 def _write_state(path: Path, state: FreezeState) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2) + "\n")
-    tmp.chmod(0o600)
-    os.replace(tmp, path)
+    replace_file(path, json.dumps(asdict(state), indent=2) + "\n")
 
 
 def read_state(path: str) -> FreezeState | None:

@@ -47,22 +47,9 @@ def gpg(home: str | Path, *args: str, agent: bool = False) -> list[str]:
     return base + ([] if agent else ["--no-autostart"]) + list(args)
 
 
-def _run(argv: list[str], data: bytes | None = None) -> str:
-    result = subprocess.run(argv, input=data, capture_output=True, check=False)
-    if result.returncode != 0:
-        raise KeyProblem(f"{' '.join(argv[4:6])} failed: {result.stderr.decode(errors='replace').strip()}")
-    return result.stdout.decode(errors="replace")
-
-
-def ensure_home(home: str | Path) -> Path:
-    path = Path(home)
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
-
-
 def import_keys(home: str | Path, armored: str | bytes) -> list[str]:
     """Import keys; return the fingerprints of the primary keys imported."""
-    ensure_home(home)
+    Path(home).mkdir(mode=0o700, parents=True, exist_ok=True)
     data = armored.encode() if isinstance(armored, str) else armored
     out = subprocess.run(gpg(home, "--status-fd", "1", "--import"), input=data, capture_output=True, check=False)
     fingerprints = [line.split()[3] for line in out.stdout.decode().splitlines()
@@ -127,8 +114,11 @@ def _subkey(f: list[str], now: float) -> dict:
 def public_keys(home: str | Path, now: float | None = None) -> dict[str, Key]:
     if not Path(home).is_dir():
         return {}
-    listing = _run(gpg(home, "--with-colons", "--fixed-list-mode", "--list-keys"))
-    return parse_colons(listing, time.time() if now is None else now)
+    result = subprocess.run(gpg(home, "--with-colons", "--fixed-list-mode", "--list-keys"), capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        raise KeyProblem(f"gpg --list-keys on {home} failed: {result.stderr.strip()}")
+    return parse_colons(result.stdout, time.time() if now is None else now)
 
 
 def check_recipients(home: str | Path, fingerprints: list[str], *, now: float | None = None) -> list[Key]:

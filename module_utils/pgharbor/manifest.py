@@ -17,10 +17,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
+from .atomicfile import PARTIAL_SUFFIX  # noqa: F401 (part of the format)
+
 FORMAT = "pgharbor-backup/1"
 ARTEFACT_SUFFIX = ".dump.zst.gpg"
 MANIFEST_SUFFIX = ".manifest.json"
-PARTIAL_SUFFIX = ".partial"
 # <database>-<UTC time>: sorts by time for one database; database names may
 # hold almost anything, so they are reduced to a safe alphabet.
 ID_RE = re.compile(r"^[A-Za-z0-9_.-]+-\d{8}T\d{6}Z$")
@@ -37,6 +38,10 @@ def backup_id(database: str, when: datetime) -> str:
 
 def utc_text(when: datetime) -> str:
     return when.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def now_text() -> str:
+    return utc_text(datetime.now(timezone.utc))
 
 
 def parse_utc(text: str) -> datetime:

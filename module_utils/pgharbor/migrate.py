@@ -5,7 +5,6 @@ source, which stays open until the last piece has been read."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -15,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from . import catalog
+from .atomicfile import replace_file
 from .pgsession import connect, exported_snapshot
 from .schema import Existing, SchemaError, copy_section
 from .tablecopy import ConnectionLost, TableCopier, TableResult, default_jobs
@@ -94,9 +94,7 @@ class StatusFile:
                 # On-disk size is only an estimate of the COPY stream's size.
                 "eta_seconds": round(max(self.total - moved, 0) / rate) if rate else None,
             }
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(status))
-            os.replace(tmp, self.path)
+            replace_file(self.path, json.dumps(status), mode=0o644, durable=False)
 
 
 def _existing(target: psycopg.Connection) -> Existing:

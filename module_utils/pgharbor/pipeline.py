@@ -33,10 +33,6 @@ class Stage:
     name: str
     argv: list[str]
     env: dict[str, str] | None = None
-    # Descriptors the stage inherits (gpg's --passphrase-fd, say).
-    pass_fds: tuple[int, ...] = ()
-    # Exit statuses that mean success (pg_restore: 0 only; some tools 1 for warnings).
-    ok: tuple[int, ...] = (0,)
 
 
 @dataclass
@@ -49,23 +45,20 @@ class Finished:
 @dataclass
 class Pipeline:
     stages: list[Stage]
-    stdin: int | IO[bytes] | None = subprocess.DEVNULL
     _procs: list[subprocess.Popen] = field(default_factory=list)
 
-    def run(self, sink: Callable[[bytes], None] | None = None, stdout: int | IO[bytes] | None = None,
-            ) -> list[Finished]:
+    def run(self, sink: Callable[[bytes], None] | None = None) -> None:
         """Run every stage; pass the last stage's output to sink in chunks
-        (or to stdout, a file or descriptor). Raises PipelineError naming the
-        first stage that failed for a reason of its own, and re-raises what
-        sink raised after stopping every stage."""
+        (without a sink it is discarded: a module's stdout is its JSON).
+        Raises PipelineError naming the first stage that failed for a reason
+        of its own, and re-raises what sink raised after stopping every stage."""
         errs = [tempfile.TemporaryFile() for _ in self.stages]
         try:
-            prev: int | IO[bytes] | None = self.stdin
+            prev: int | IO[bytes] | None = subprocess.DEVNULL
             for i, stage in enumerate(self.stages):
                 last = i == len(self.stages) - 1
-                out = (subprocess.PIPE if sink else stdout) if last else subprocess.PIPE
-                proc = subprocess.Popen(stage.argv, stdin=prev, stdout=out, stderr=errs[i], env=stage.env,
-                                        pass_fds=stage.pass_fds)
+                out = subprocess.PIPE if sink or not last else subprocess.DEVNULL
+                proc = subprocess.Popen(stage.argv, stdin=prev, stdout=out, stderr=errs[i], env=stage.env)
                 if i > 0 and self._procs[-1].stdout is not None:
                     # Only the next stage holds the read end now, so that a stage
                     # that dies gives its writer SIGPIPE instead of a hang.
@@ -79,10 +72,8 @@ class Pipeline:
             finished = []
             for stage, proc, err in zip(self.stages, self._procs, errs):
                 err.seek(0)
-                finished.append(Finished(stage.name, proc.returncode,
-                                         err.read().decode(errors="replace").strip()))
+                finished.append(Finished(stage.name, proc.returncode, err.read().decode(errors="replace").strip()))
             self._raise_first_failure(finished)
-            return finished
         finally:
             self.kill()
             for err in errs:
@@ -101,13 +92,11 @@ class Pipeline:
             out.close()
 
     def _raise_first_failure(self, finished: list[Finished]) -> None:
-        failed = [(s, f) for s, f in zip(self.stages, finished) if f.returncode not in s.ok]
-        if not failed:
-            return
+        failed = [f for f in finished if f.returncode != 0]
         # A stage killed by SIGPIPE only lost its reader: blame the reader.
-        own = [(s, f) for s, f in failed if f.returncode != -signal.SIGPIPE] or failed
-        stage, result = own[0]
-        raise PipelineError(stage.name, result.returncode, result.stderr[-2000:])
+        own = [f for f in failed if f.returncode != -signal.SIGPIPE] or failed
+        if own:
+            raise PipelineError(own[0].name, own[0].returncode, own[0].stderr[-2000:])
 
     def kill(self) -> None:
         for proc in self._procs:

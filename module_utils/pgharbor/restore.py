@@ -77,8 +77,10 @@ def database_conninfo(conninfo: str, dbname: str) -> str:
 
 
 def create_database(admin_conninfo: str, name: str, owner: str | None = None) -> None:
+    """An empty database for a restore: from template0, so that nothing
+    added to template1 collides with what the dump creates."""
     with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        query = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
         if owner:
             query += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
         conn.execute(query)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
 
+from .atomicfile import replace_file
 from .manifest import ARTEFACT_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, Manifest, ManifestError, parse_utc
 
 LOCK_NAME = ".lock"
@@ -44,14 +45,6 @@ class Backup:
     @property
     def id(self) -> str:
         return self.manifest.id
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class HashingWriter:
@@ -132,14 +125,7 @@ class Store:
 
     def publish_manifest(self, manifest: Manifest) -> Path:
         path = self.manifest_path(manifest.id)
-        tmp = path.with_name(path.name + PARTIAL_SUFFIX)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(manifest.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-        fsync_dir(self.root)
+        replace_file(path, manifest.to_json())
         return path
 
     def backups(self, database: str | None = None) -> list[Backup]:
@@ -160,12 +146,6 @@ class Store:
                 found.append(Backup(manifest, artefact, path))
         return sorted(found, key=lambda b: (b.manifest.started, b.id))
 
-    def find(self, backup_id: str) -> Backup:
-        for backup in self.backups():
-            if backup.id == backup_id:
-                return backup
-        raise StoreError(f"no complete backup {backup_id!r} in {self.root} (see: pgharbor-backup list)")
-
     def choose(self, which: str) -> Backup:
         """latest, a backup id, or before:<ISO time> (the newest backup that
         started before that time; a time without a zone is UTC)."""
@@ -185,7 +165,10 @@ class Store:
             if not backups:
                 raise StoreError(f"no complete backup in {self.root}")
             return backups[-1]
-        return self.find(which)
+        for backup in backups:
+            if backup.id == which:
+                return backup
+        raise StoreError(f"no complete backup {which!r} in {self.root} (see: pgharbor-backup list)")
 
     def debris(self) -> list[Path]:
         """Files no complete backup accounts for: .partial files, artefacts
@@ -199,9 +182,7 @@ class Store:
         return shutil.disk_usage(self.root).free
 
     def write_status(self, status: dict) -> None:
-        tmp = self.root / (STATUS_NAME + PARTIAL_SUFFIX)
-        tmp.write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, self.root / STATUS_NAME)
+        replace_file(self.root / STATUS_NAME, json.dumps(status, indent=2, sort_keys=True) + "\n", mode=0o644)
 
     def read_status(self) -> dict | None:
         try:

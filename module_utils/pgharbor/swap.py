@@ -11,7 +11,6 @@ undo works from any later run and running it twice is harmless.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,12 +19,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from .atomicfile import replace_file
 from .backup import describe_tables
 from .dumpverify import table_differences
 from .gpgkeys import SecretKeyring
-from .manifest import utc_text
+from .manifest import now_text
 from .pgsession import connect
-from .restore import RestoreError, check_checksum, database_conninfo, drop_database, restore_into
+from .restore import RestoreError, check_checksum, create_database, database_conninfo, drop_database, restore_into
 from .store import Backup
 
 PARTIAL = "pgharbor: PARTIAL restore of {id}"
@@ -78,11 +78,7 @@ def restore_new(backup: Backup, keyring: SecretKeyring, admin_conninfo: str, liv
         begin = time.monotonic()
         if changed:
             check_checksum(backup)
-            owner = _owner(admin, live)
-            query = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
-            if owner:
-                query += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
-            admin.execute(query)
+            create_database(admin_conninfo, name, _owner(admin, live))
             _set_comment(admin, name, PARTIAL.format(id=backup.id))
     try:
         if changed:
@@ -167,9 +163,10 @@ def swap(admin_conninfo: str, live: str, restored: str, state_file: str | Path) 
         previous = f"{live}_before_restore_{_stamp()}"
         state = {"live": live, "previous": previous, "restored": restored,
                  "backup": mark.removeprefix("pgharbor: restore of ").removesuffix(" complete"),
-                 "swapped": utc_text(datetime.now(timezone.utc))}
+                 "swapped": now_text()}
         _copy_database_settings(admin, live, restored)
-        _write_state(state_path, state)
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+        replace_file(state_path, json.dumps(state, indent=2))
         begin = time.monotonic()
         _disconnect_and_rename(admin, [(live, previous), (restored, live)])
         _set_comment(admin, live, f"pgharbor: restored from {state['backup']} on {state['swapped']}")
@@ -192,14 +189,3 @@ def undo(admin_conninfo: str, state_file: str | Path) -> dict:
         _disconnect_and_rename(admin, [(state["live"], undone), (state["previous"], state["live"])])
     state_path.unlink()
     return {"changed": True, "kept": undone, "disconnected_seconds": round(time.monotonic() - begin, 3), **state}
-
-
-def _write_state(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(state, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-from psycopg import sql
 
 from backuptest import DBNAME, cli, counts, keyring_with, settings, write_config
 from pgharbor.backup import take_backup

@@ -33,7 +33,6 @@ def content(conninfo: str) -> dict[str, tuple[int, str]]:
 
 
 def test_the_awkward_database_arrives_whole(servers, tmp_path):
-    source, target = servers.source, servers.target
     result = run_migration(servers, tmp_path, jobs=3)
 
     expected = content(servers.source_conninfo())
@@ -49,7 +48,7 @@ def test_the_awkward_database_arrives_whole(servers, tmp_path):
 
 
 def test_partitions_and_inheritance_hold_each_row_once(servers, tmp_path):
-    source, target = servers.source, servers.target
+    target = servers.target
     run_migration(servers, tmp_path)
     with target.connect("appdb") as conn:
         assert conn.execute("SELECT count(*) FROM app.measurements").fetchone()[0] == 401
@@ -58,7 +57,7 @@ def test_partitions_and_inheritance_hold_each_row_once(servers, tmp_path):
 
 
 def test_triggers_did_not_fire_during_the_load_but_exist_after(servers, tmp_path):
-    source, target = servers.source, servers.target
+    target = servers.target
     run_migration(servers, tmp_path)
     with target.connect("appdb") as conn:
         assert conn.execute("SELECT count(*) FROM app.audit").fetchone()[0] == 1
@@ -79,7 +78,7 @@ def test_sequences_large_objects_and_matviews(servers, tmp_path):
 
 
 def test_objects_belong_to_the_owner_role_and_policies_survive(servers, tmp_path):
-    source, target = servers.source, servers.target
+    target = servers.target
     run_migration(servers, tmp_path)
     with target.connect("appdb") as conn:
         owners = conn.execute(
@@ -91,7 +90,7 @@ def test_objects_belong_to_the_owner_role_and_policies_survive(servers, tmp_path
 
 
 def test_a_target_that_is_not_empty_is_refused(servers, tmp_path):
-    source, target = servers.source, servers.target
+    target = servers.target
     with target.connect("appdb", autocommit=True) as conn:
         conn.execute("CREATE TABLE app.already_here (id integer)")
     with pytest.raises(MigrationError, match=r"the target database is not empty \(1 relations, e.g. app.already_here\)"):
@@ -101,7 +100,6 @@ def test_a_target_that_is_not_empty_is_refused(servers, tmp_path):
 
 
 def test_a_wrong_password_is_reported_by_the_server(servers, tmp_path):
-    source, target = servers.source, servers.target
     with pytest.raises(psycopg.OperationalError, match="password authentication failed for user \"migrator\""):
         migrate(servers.source_conninfo(), servers.target_conninfo(password="wrong"), target_role=OWNER)
 
@@ -109,7 +107,6 @@ def test_a_wrong_password_is_reported_by_the_server(servers, tmp_path):
 # --- comparing: equal after the migration, and each kind of difference found --
 
 def test_the_migrated_database_compares_equal(servers, tmp_path):
-    source, target = servers.source, servers.target
     run_migration(servers, tmp_path)
     report = compare_data(servers.source_conninfo(), servers.target_conninfo(), chunk_rows=1000)
     assert report.equal, report
@@ -131,7 +128,7 @@ def test_the_migrated_database_compares_equal(servers, tmp_path):
     ids=["changed-cell", "deleted-row", "extra-row", "no-key-table", "sequence", "large-object"],
 )
 def test_each_difference_is_found_and_named(servers, tmp_path, change, expect):
-    source, target = servers.source, servers.target
+    target = servers.target
     run_migration(servers, tmp_path)
     with target.connect("appdb", autocommit=True) as conn:
         conn.execute(change)
