@@ -41,7 +41,7 @@ def test_settings_and_directory():
     config = HOST.file("/etc/pgharbor/backup.json")
     assert config.mode == 0o640 and config.group == "postgres"
     settings = json.loads(config.content_string)
-    assert settings["recipients"] == [(GPG_DIR / "ops.fpr").read_text(), (GPG_DIR / "escrow.fpr").read_text()]
+    assert settings["recipients"] == [(GPG_DIR / "ops.fpr").read_text().strip(), (GPG_DIR / "escrow.fpr").read_text().strip()]
     assert "Ansible managed" in settings["_managed"]
 
 
