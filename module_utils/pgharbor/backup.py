@@ -199,10 +199,20 @@ def _prepare(settings: BackupSettings, store: Store, stack: ExitStack) -> tuple[
     database, version, size = conn.execute(
         "SELECT current_database(), current_setting('server_version'), "
         "pg_database_size(current_database())").fetchone()
+    _check_large_objects(conn)
     _check_space(store, database, size, settings.reserve_bytes)
     return {"database": database, "server_version": version, "database_bytes": size,
             "free_bytes": store.free_bytes(), "recipients": [k.fingerprint for k in keys],
             "pg_dump": pg_dump, "tools": tools, "snapshot": snapshot}, conn
+
+
+def _check_large_objects(conn: psycopg.Connection) -> None:
+    count, unreadable = catalog.unreadable_large_objects(conn)
+    if unreadable:
+        raise BackupError(
+            f"{conn.info.user} may not read {unreadable} of {count} large objects, so pg_dump would fail: grant it "
+            "SELECT on them (GRANT SELECT ON LARGE OBJECT <oid> TO " f"{conn.info.user}) or set pg_backup_conninfo "
+            "to their owner")
 
 
 def _take(settings: BackupSettings, store: Store, progress: Progress | None) -> Manifest:

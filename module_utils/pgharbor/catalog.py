@@ -125,6 +125,17 @@ def large_object_count(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
 
 
+def unreadable_large_objects(conn: psycopg.Connection) -> tuple[int, int]:
+    """(large objects, how many of them the session's role may not read).
+    Neither pg_read_all_data nor BYPASSRLS covers large objects: a reader
+    needs superuser, ownership or a SELECT grant on each one."""
+    return conn.execute(
+        """SELECT count(*), count(*) FILTER (WHERE NOT r.rolsuper AND m.lomowner <> r.oid AND NOT EXISTS (
+                   SELECT 1 FROM aclexplode(m.lomacl) a
+                   WHERE a.grantee IN (r.oid, 0) AND a.privilege_type = 'SELECT'))
+           FROM pg_largeobject_metadata m, pg_roles r WHERE r.rolname = current_user""").fetchone()
+
+
 def user_relations(conn: psycopg.Connection) -> list[str]:
     """Tables, views and foreign tables outside the system schemas: what
     makes a database not empty."""

@@ -248,11 +248,7 @@ def _check_row_security(report: PreflightReport, src: psycopg.Connection) -> Non
 
 
 def _check_large_objects(report: PreflightReport, src: psycopg.Connection) -> None:
-    count, unreadable = src.execute(
-        """SELECT count(*), count(*) FILTER (WHERE NOT r.rolsuper AND m.lomowner <> r.oid AND NOT EXISTS (
-                   SELECT 1 FROM aclexplode(m.lomacl) a
-                   WHERE a.grantee IN (r.oid, 0) AND a.privilege_type = 'SELECT'))
-           FROM pg_largeobject_metadata m, pg_roles r WHERE r.rolname = current_user""").fetchone()
+    count, unreadable = catalog.unreadable_large_objects(src)
     if unreadable:
         report.add("large objects", FAIL, f"{src.info.user} may not read {unreadable} of {count} large objects",
                    "connect to the source as a superuser or as the large objects' owner")

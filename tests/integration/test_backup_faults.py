@@ -212,3 +212,29 @@ def test_full_disk(pg_server, backup_keys, tmp_path, small_disk):
     with pytest.raises(BackupError, match=r"not enough free space .*the database's size"):
         take_backup(s)
     assert visible(fresh) == []
+
+
+def test_unreadable_large_objects_refused_before_dumping(awkward_server, backup_keys, tmp_path, tier):
+    """pg_read_all_data (the backup profile) does not cover large objects: the
+    backup names the missing grant instead of failing halfway through pg_dump."""
+    with awkward_server.connect("appdb", autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS lo_reader")
+        conn.execute("CREATE ROLE lo_reader LOGIN PASSWORD 'lo' BYPASSRLS IN ROLE pg_read_all_data")
+        oids = [r[0] for r in conn.execute("SELECT oid FROM pg_largeobject_metadata")]
+    assert oids, "the awkward database should hold large objects"
+    keyring = keyring_with(tmp_path, backup_keys.escrow)
+    s = settings(awkward_server, tier, keyring, [backup_keys.escrow.fingerprint])
+    s.conninfo = awkward_server.conninfo("appdb", user="lo_reader", password="lo")
+    with pytest.raises(BackupError, match=rf"lo_reader may not read {len(oids)} of {len(oids)} large objects.*"
+                                          r"GRANT SELECT ON LARGE OBJECT"):
+        take_backup(s)
+    assert visible(tier) == []
+    with awkward_server.connect("appdb", autocommit=True) as conn:
+        for oid in oids:
+            conn.execute(f"GRANT SELECT ON LARGE OBJECT {oid} TO lo_reader")
+    try:
+        assert take_backup(s).large_objects == len(oids)
+    finally:
+        with awkward_server.connect("appdb", autocommit=True) as conn:
+            conn.execute("DROP OWNED BY lo_reader")
+            conn.execute("DROP ROLE lo_reader")
