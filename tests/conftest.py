@@ -13,6 +13,7 @@ from backuptest import Keys, create_awkward
 from gpgtest import make_key
 from migrationdb import Pair, prepare, tls_settings
 from pgserver import PgServer, start_server
+from s3server import S3Server, start_s3
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,3 +81,11 @@ def awkward_server() -> Iterator[PgServer]:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """The moto server on loopback, over real HTTP; each test uses a bucket of its own."""
+    server = start_s3()
+    yield server
+    server.stop()
