@@ -12,13 +12,14 @@ export PGHARBOR_IMAGE ?= localhost/pgharbor-base:bookworm
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 # Debian packages: the container stack, PostgreSQL 15 for the test servers,
-# ssh for the tests that reach a container over SSH,
-# and the tools the backup code calls.
+# ssh for the tests that reach a container over SSH (libwrap0: what the
+# tests' unpacked sshd links against), and the tools the backup code calls.
 SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns netavark aardvark-dns \
 	iptables postgresql-15 postgresql-client-15 python3-venv gpg zstd rsync nftables \
-	openssh-client
+	openssh-client libwrap0
 STAMP := .cache
 MOTO_WHEELS := lab/.cache/moto-wheels.tar
+SSHD := $(STAMP)/openssh-server/usr/sbin/sshd
 
 .PHONY: help deps system-deps venv lint yamllint ansible-lint unit integration molecule test \
 	lab lab-image lab-test lab-down lab-clean bench-migrate bench-backup clean
@@ -60,8 +61,19 @@ ansible-lint: venv
 unit: venv ## unit tests (pure logic)
 	pytest tests/unit
 
-integration: deps ## integration tests (real PostgreSQL servers on loopback)
+integration: deps $(SSHD) ## integration tests (real PostgreSQL, sshd and S3 servers on loopback)
 	pytest tests/integration
+
+# The tier-2 tests start their own sshd on loopback. Unpacked from Debian's
+# package, not installed: installing openssh-server would start a system SSH
+# service on the machine.
+$(SSHD): | $(STAMP)/system-deps
+	rm -rf $(STAMP)/openssh-server && mkdir -p $(STAMP)/openssh-server
+	cd $(STAMP) && { apt-get download -qq openssh-server 2>/dev/null || \
+		{ apt-get update -qq && apt-get download -qq openssh-server; }; }
+	dpkg-deb -x $(STAMP)/openssh-server_*.deb $(STAMP)/openssh-server && rm -f $(STAMP)/openssh-server_*.deb
+	@# sshd started as root drops privileges to this user (the package's postinst would create it)
+	id sshd >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /run/sshd --shell /usr/sbin/nologin sshd
 
 molecule: deps lab-image ## every Molecule scenario
 	@for config in molecule/*/molecule.yml; do \

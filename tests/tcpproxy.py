@@ -40,6 +40,10 @@ class TcpProxy:
             listener, self._listener = self._listener, None
             conns, self._conns = self._conns, []
         if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept(); close() alone does not
+            except OSError:
+                pass
             listener.close()
         for conn in conns:
             try:

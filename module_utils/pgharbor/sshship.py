@@ -1,0 +1,111 @@
+"""Tier 2, seen from the DB host: rsync over SSH into the backup server's
+incoming directory for this host.
+
+The backup server restricts the DB host's key to `rrsync -wo -no-del
+-no-overwrite <incoming dir>`: the DB host can add files and nothing else,
+so it cannot read, list, replace or delete what is there. The artefact goes
+first and the manifest last, each in its own transfer; rsync writes each
+file under a temporary dot-name and renames it only once complete. The
+backup server's intake (intake.py) checks the artefact against the manifest
+before it becomes a backup there.
+
+The server's host key is pinned: a known_hosts file that Ansible wrote, and
+StrictHostKeyChecking=yes (never trust on first use).
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+
+from .store import Backup
+
+
+class ShipError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    host: str
+    user: str
+    identity: str
+    known_hosts: str
+    port: int = 22
+    connect_timeout: int = 10
+    # seconds without progress before rsync gives up (a cut connection)
+    io_timeout: int = 120
+    bwlimit_kbps: int | None = None
+    retries: int = 2
+
+    @classmethod
+    def from_dict(cls, values: dict, setting: str) -> SshTarget:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ShipError(f"{setting}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        missing = [name for name in ("host", "user", "identity", "known_hosts") if not values.get(name)]
+        if missing:
+            raise ShipError(f"{setting}: set {', '.join(missing)} (the backup server, its login, this host's "
+                            "private key, the pinned host key file)")
+        return cls(**values)
+
+    def where(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
+
+    def ssh_command(self) -> list[str]:
+        return ["ssh", "-i", self.identity, "-p", str(self.port), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
+                "-o", "StrictHostKeyChecking=yes", "-o", f"ConnectTimeout={self.connect_timeout}",
+                "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
+
+
+def rsync_argv(target: SshTarget, path: str) -> list[str]:
+    argv = ["rsync", "--times", "--chmod=F0640", f"--timeout={target.io_timeout}",
+            "-e", shlex.join(target.ssh_command()), "--", path, f"{target.user}@{target.host}:"]
+    if target.bwlimit_kbps:
+        argv.insert(1, f"--bwlimit={target.bwlimit_kbps}")
+    return argv
+
+
+def ship(backup: Backup, target: SshTarget) -> dict:
+    """Artefact, then manifest. A transfer that fails is retried (a new
+    connection); the last failure becomes a ShipError with rsync's words."""
+    started = time.monotonic()
+    for path in (backup.artefact, backup.manifest_path):
+        _transfer(str(path), target)
+    return {"tier": "ssh", "backup": backup.id, "bytes": backup.manifest.size,
+            "seconds": round(time.monotonic() - started, 3), "target": target.where()}
+
+
+def _transfer(path: str, target: SshTarget) -> None:
+    for attempt in range(target.retries + 1):
+        result = subprocess.run(rsync_argv(target, path), capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            return
+        problem = _explain(result.returncode, result.stderr)
+        if not problem.retry or attempt == target.retries:
+            raise ShipError(f"shipping {path} to {target.where()} failed: {problem.text}; the tier-1 copy is kept "
+                            "and the next run ships it again")
+        time.sleep(min(30, 2 ** attempt))
+
+
+@dataclass(frozen=True)
+class _Problem:
+    text: str
+    retry: bool
+
+
+def _explain(code: int, stderr: str) -> _Problem:
+    said = " ".join(line.strip() for line in stderr.strip().splitlines()[-3:])
+    if "Host key verification failed" in said or "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
+        return _Problem(f"the backup server's host key does not match the pinned one ({said}): check "
+                        "pg_backup_tier2_host_keys, never disable the check", False)
+    if "Permission denied" in said and "publickey" in said:
+        return _Problem(f"the backup server refused this host's key ({said}): run site.yml so that "
+                        "backup_server authorizes it", False)
+    if "No space left on device" in stderr or "Disk quota exceeded" in stderr:
+        return _Problem(f"the backup server's disk is full ({said}): free space there or grow it", False)
+    return _Problem(f"rsync exit {code}: {said or 'no message'}", code in (10, 12, 30, 35, 255))

@@ -1,0 +1,200 @@
+"""Tier 2 against a real sshd on loopback whose key for the DB host is
+restricted as the backup_server role restricts it (restrict + rrsync
+write-only, no delete, no overwrite): a backup shipped and taken in by the
+intake; the restrictions hold; and the faults: a connection cut mid-rsync,
+an unpinned host key, a damaged arrival, a full disk on the server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from pgharbor.intake import last_arrivals, take_in
+from pgharbor.sshship import ShipError, SshTarget, rsync_argv, ship
+from pgharbor.store import Store
+from sshserver import SshServer, keygen, start_sshd
+from tcpproxy import TcpProxy
+from test_s3_tier import synthetic
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+def server(tmp_path) -> Iterator[SshServer]:
+    sshd = start_sshd(tmp_path / "sshd")
+    yield sshd
+    sshd.stop()
+
+
+@pytest.fixture
+def backup_host(server, tmp_path):
+    """The backup server's directories for db1 and db1's restricted key."""
+    root = tmp_path / "backupserver"
+    dirs = {name: root / name / "db1" for name in ("incoming", "store", "quarantine")}
+    for d in dirs.values():
+        d.mkdir(parents=True, mode=0o700)
+    identity = tmp_path / "db1_ed25519"
+    public = keygen(identity, "db1")
+    server.authorize(public, f'restrict,command="rrsync -wo -no-del -no-overwrite {dirs["incoming"]}"')
+    target = SshTarget(host="127.0.0.1", port=server.port, user=server.user, identity=str(identity),
+                       known_hosts=str(server.known_hosts(tmp_path / "known_hosts")), retries=0)
+    return target, dirs
+
+
+def visible(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
+
+
+def test_shipped_then_taken_in_after_the_server_checked_it(backup_host, tmp_path):
+    target, dirs = backup_host
+    tier1 = tmp_path / "tier1"
+    tier1.mkdir()
+    backup = synthetic(tier1, 3 * MIB)
+    result = ship(backup, target)
+    assert result["bytes"] == backup.manifest.size
+    assert visible(dirs["incoming"]) == sorted([backup.artefact.name, backup.manifest_path.name])
+    [arrival] = take_in(dirs["incoming"], dirs["store"], dirs["quarantine"])
+    assert arrival.result == "stored" and backup.manifest.sha256 in arrival.detail
+    assert visible(dirs["incoming"]) == []
+    [stored] = Store(dirs["store"]).backups()
+    assert stored.manifest == backup.manifest
+    assert stored.artefact.read_bytes() == backup.artefact.read_bytes()
+    assert last_arrivals(dirs["store"])[-1]["result"] == "stored"
+    # shipped again (the DB host cannot know the intake ran): a duplicate, dropped
+    ship(backup, target)
+    [again] = take_in(dirs["incoming"], dirs["store"], dirs["quarantine"])
+    assert again.result == "duplicate" and visible(dirs["incoming"]) == []
+
+
+def test_the_db_host_key_can_neither_read_nor_delete_nor_overwrite(backup_host, tmp_path):
+    target, dirs = backup_host
+    existing = dirs["incoming"] / "older.dump.zst.gpg"
+    existing.write_bytes(b"history")
+    ssh = target.ssh_command()
+    remote = f"{target.user}@{target.host}:"
+    # read
+    fetched = tmp_path / "fetched"
+    read = subprocess.run(["rsync", "-e", " ".join(ssh), f"{remote}older.dump.zst.gpg", str(fetched)],
+                          capture_output=True, text=True, check=False)
+    assert read.returncode != 0 and not fetched.exists()
+    assert "sending to read-only server" in read.stderr or "reading from write-only" in read.stderr.lower() \
+        or "not allowed" in read.stderr, read.stderr
+    # delete through rsync's options
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    delete = subprocess.run(["rsync", "-r", "--delete", "-e", " ".join(ssh), f"{empty}/", remote],
+                            capture_output=True, text=True, check=False)
+    assert delete.returncode != 0, delete.stdout + delete.stderr
+    # replace an existing file
+    forged = tmp_path / "older.dump.zst.gpg"
+    forged.write_bytes(b"forged content")
+    subprocess.run(rsync_argv(target, str(forged)), capture_output=True, check=False)
+    # a shell, or any other command
+    shell = subprocess.run([*ssh, f"{target.user}@{target.host}", "rm", "-rf", str(dirs["incoming"])],
+                           capture_output=True, text=True, check=False)
+    assert shell.returncode != 0
+    assert existing.read_bytes() == b"history" and dirs["incoming"].is_dir()
+
+
+def test_host_key_is_pinned(backup_host, tmp_path, server):
+    target, _ = backup_host
+    other = tmp_path / "other_host"
+    other_public = keygen(other, "someone else")
+    (tmp_path / "wrong_known_hosts").write_text(f"[127.0.0.1]:{server.port} {other_public}\n")
+    (tmp_path / "empty_known_hosts").write_text("")
+    (tmp_path / "t1").mkdir()
+    backup = synthetic(tmp_path / "t1", 1000)
+    for known in ("wrong_known_hosts", "empty_known_hosts"):
+        pinned = SshTarget(**{**target.__dict__, "known_hosts": str(tmp_path / known)})
+        with pytest.raises(ShipError, match="host key does not match the pinned one.*pg_backup_tier2_host_keys"):
+            ship(backup, pinned)
+
+
+def test_unknown_client_key_is_refused(backup_host, tmp_path):
+    target, _ = backup_host
+    stranger = tmp_path / "stranger"
+    keygen(stranger, "stranger")
+    (tmp_path / "t1").mkdir()
+    backup = synthetic(tmp_path / "t1", 1000)
+    with pytest.raises(ShipError, match="refused this host's key.*backup_server authorizes it"):
+        ship(backup, SshTarget(**{**target.__dict__, "identity": str(stranger)}))
+
+
+def test_connection_cut_mid_rsync_leaves_nothing_visible(backup_host, tmp_path, server):
+    target, dirs = backup_host
+    (tmp_path / "t1").mkdir()
+    backup = synthetic(tmp_path / "t1", 20 * MIB)
+    with TcpProxy(server.port) as proxy:
+        via_proxy = SshTarget(**{**target.__dict__, "port": proxy.port,
+                                 "known_hosts": str(server.known_hosts(tmp_path / "kh_proxy", proxy.port))})
+        proxy.cut_after = 6 * MIB
+        with pytest.raises(ShipError, match=r"shipping .*\.dump\.zst\.gpg to .* failed: .*tier-1 copy is kept"):
+            ship(backup, via_proxy)
+        # nothing under a final name: the intake has nothing to take
+        assert backup.artefact.name not in visible(dirs["incoming"]) or \
+            (dirs["incoming"] / backup.artefact.name).stat().st_size < backup.manifest.size
+        assert backup.manifest_path.name not in visible(dirs["incoming"])
+        assert take_in(dirs["incoming"], dirs["store"], dirs["quarantine"]) == []
+        assert Store(dirs["store"]).backups() == []
+        proxy.restore()
+        ship(backup, via_proxy)
+    [arrival] = take_in(dirs["incoming"], dirs["store"], dirs["quarantine"])
+    assert arrival.result == "stored"
+
+
+def test_damaged_arrival_is_quarantined_not_stored(backup_host, tmp_path):
+    target, dirs = backup_host
+    (tmp_path / "t1").mkdir()
+    backup = synthetic(tmp_path / "t1", 200_000)
+    ship(backup, target)
+    arrived = dirs["incoming"] / backup.artefact.name
+    data = bytearray(arrived.read_bytes())
+    data[5000] ^= 1
+    arrived.write_bytes(bytes(data))
+    [arrival] = take_in(dirs["incoming"], dirs["store"], dirs["quarantine"])
+    assert arrival.result == "quarantined" and "does not match the manifest" in arrival.detail
+    assert Store(dirs["store"]).backups() == []
+    assert visible(dirs["quarantine"]) == sorted([backup.artefact.name, backup.manifest_path.name])
+    assert last_arrivals(dirs["store"])[-1]["result"] == "quarantined"
+
+
+def test_manifest_waits_for_its_artefact(backup_host, tmp_path):
+    _, dirs = backup_host
+    (tmp_path / "t1").mkdir()
+    backup = synthetic(tmp_path / "t1", 5000, datetime.now(timezone.utc) - timedelta(hours=1))
+    (dirs["incoming"] / backup.manifest_path.name).write_bytes(backup.manifest_path.read_bytes())
+    [arrival] = take_in(dirs["incoming"], dirs["store"], dirs["quarantine"])
+    assert arrival.result == "waiting" and Store(dirs["store"]).backups() == []
+
+
+@pytest.fixture
+def small_incoming(backup_host) -> Iterator[tuple[SshTarget, dict]]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root (CI runs as root)")
+    target, dirs = backup_host
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(dirs["incoming"])], check=True)
+    try:
+        yield target, dirs
+    finally:
+        # the server side's rsync may still be exiting after the failed write
+        for _ in range(50):
+            if subprocess.run(["umount", str(dirs["incoming"])], capture_output=True, check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            subprocess.run(["umount", str(dirs["incoming"])], check=True)
+
+
+def test_backup_server_disk_full(small_incoming, tmp_path):
+    target, dirs = small_incoming
+    (tmp_path / "t1").mkdir()
+    backup = synthetic(tmp_path / "t1", 6 * MIB)
+    with pytest.raises(ShipError, match="the backup server's disk is full.*free space there"):
+        ship(backup, target)
+    assert visible(dirs["incoming"]) == []
