@@ -17,6 +17,9 @@ description:
     progress is refused (lock).
   - The settings are read from O(config) (what the pg_backup role writes and the timer uses); options given here
     override them.
+  - After the backup, every tier configured in O(config) (tier 2 over SSH, tier 3 in S3) receives what it misses,
+    oldest first, and tier 1's retention runs; a tier that fails does not stop the others, and the task then fails
+    with the backup taken and each tier's error in RV(shipping).
   - In check mode, runs the checks and reports what a backup would use, without dumping.
   - With O(requested_by), the backup is recorded in O(audit_log) (who, when, which database, where it went).
 version_added: "0.1.0"
@@ -116,6 +119,17 @@ seconds:
   returned: success, not in check mode
   type: float
   sample: 3.2
+shipping:
+  description: Per configured tier, the backups shipped by this run, the error if any, and how many are still pending.
+  returned: success or a shipping failure, not in check mode
+  type: dict
+  sample: {tier2: {shipped: [buffer-20261124T101500Z], error: "", pending: 0}}
+retention:
+  description: Tier 1's retention decisions (newest first), each with its reasons; removed backups have C(keep) false.
+  returned: success or a shipping failure, not in check mode
+  type: list
+  elements: dict
+  sample: [{id: buffer-20261124T101500Z, keep: true, reasons: [newest backup, hourly 1/24]}]
 checks:
   description: In check mode, what the checks found (database, its size, free space, recipients, tools).
   returned: check mode
@@ -134,8 +148,8 @@ from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgharbor.audit import audit
-from ansible.module_utils.pgharbor.backup import (BackupError, ConfigError, check_backup, load_config, run_backup,
-                                                  settings_from)
+from ansible.module_utils.pgharbor.backup import (BackupError, ConfigError, ShippingFailed, check_backup, load_config,
+                                                  run_backup, settings_from)
 from ansible.module_utils.pgharbor.connargs import with_password
 
 SETTINGS = ("conninfo", "directory", "keyring", "recipients", "compression_level", "compression_threads",
@@ -175,15 +189,24 @@ def main() -> None:
         if module.check_mode:
             module.exit_json(changed=True, checks=check_backup(settings))
         begin = time.monotonic()
-        manifest = run_backup(settings)
+        failed = ""
+        try:
+            run = run_backup(settings)
+        except ShippingFailed as exc:
+            run, failed = exc.run, str(exc)
     except BackupError as exc:
         module.fail_json(msg=str(exc))
+    manifest = run.manifest
     result = {"changed": True, "backup": manifest.id, "artefact": os.path.join(settings.directory, manifest.artefact),
-              "manifest": asdict(manifest), "seconds": round(time.monotonic() - begin, 3)}
+              "manifest": asdict(manifest), "seconds": round(time.monotonic() - begin, 3),
+              "shipping": run.shipping, "retention": run.retention}
     if p["requested_by"]:
+        where = [result["artefact"]] + [tier for tier, r in run.shipping.items() if manifest.id in r["shipped"]]
         result["audit"] = audit(p["audit_log"], "backup", p["requested_by"], reason=p["reason"],
-                                database=manifest.database, backup=manifest.id, where=result["artefact"],
+                                database=manifest.database, backup=manifest.id, where=where,
                                 size=manifest.size, sha256=manifest.sha256)
+    if failed:
+        module.fail_json(msg=failed, **result)
     module.exit_json(**result)
 
 

@@ -3,11 +3,13 @@ keys, and the settings/config that point the backup code at them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from psycopg import sql
@@ -17,6 +19,8 @@ from migrationdb import AWKWARD
 from pgserver import PgServer
 from pgharbor.backup import BackupSettings
 from pgharbor.gpgkeys import import_keys
+from pgharbor.manifest import Manifest, backup_id, utc_text
+from pgharbor.store import Backup, Store
 
 REPO = Path(__file__).resolve().parent.parent
 DBNAME = "appdb"
@@ -70,3 +74,19 @@ def cli(config: Path, *args: str, env: dict[str, str] | None = None, **kwargs) -
     return subprocess.run([sys.executable, "-m", "pgharbor.backupcli", "--config", str(config), *args],
                           env={**os.environ, "PYTHONPATH": str(REPO / "module_utils"), **(env or {})},
                           capture_output=True, text=True, check=False, **kwargs)
+
+
+def synthetic(directory: Path, size: int, started: datetime | None = None) -> Backup:
+    """A tier-1-shaped backup of random bytes, for what only moves files."""
+    started = started or datetime.now(timezone.utc)
+    store = Store(directory)
+    bid = backup_id("synthetic", started)
+    writer = store.writer(bid)
+    data = os.urandom(size)
+    writer(data)
+    writer.publish()
+    manifest = Manifest(id=bid, database="synthetic", server="testhost", server_version="15", started=utc_text(started),
+                        finished=utc_text(started), snapshot="-", tools={}, compression={}, encryption={},
+                        artefact=writer.final.name, size=size, sha256=hashlib.sha256(data).hexdigest())
+    store.publish_manifest(manifest)
+    return next(b for b in store.backups() if b.id == bid)

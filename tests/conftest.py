@@ -14,6 +14,8 @@ from gpgtest import make_key
 from migrationdb import Pair, prepare, tls_settings
 from pgserver import PgServer, start_server
 from s3server import S3Server, start_s3
+from sshserver import SshServer, keygen, start_sshd
+from pgharbor.sshship import SshTarget
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,3 +91,26 @@ def s3_server() -> Iterator[S3Server]:
     server = start_s3()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def sshd(tmp_path) -> Iterator[SshServer]:
+    """A real sshd on loopback (see tests/sshserver.py)."""
+    server = start_sshd(tmp_path / "sshd")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tier2_host(sshd, tmp_path):
+    """The backup server's directories for db1 and db1's restricted key."""
+    root = tmp_path / "backupserver"
+    dirs = {name: root / name / "db1" for name in ("incoming", "store", "quarantine")}
+    for d in dirs.values():
+        d.mkdir(parents=True, mode=0o700)
+    identity = tmp_path / "db1_ed25519"
+    public = keygen(identity, "db1")
+    sshd.authorize(public, f'restrict,command="rrsync -wo -no-del -no-overwrite {dirs["incoming"]}"')
+    target = SshTarget(host="127.0.0.1", port=sshd.port, user=sshd.user, identity=str(identity),
+                       known_hosts=str(sshd.known_hosts(tmp_path / "known_hosts")), retries=0)
+    return target, dirs

@@ -35,7 +35,13 @@ from .manifest import Manifest, TableEntry, backup_id, now_text, utc_text
 from .pgsession import exported_snapshot
 from .pipeline import Pipeline, PipelineError, Stage
 from .schema import SchemaError, pg_bindir
-from .store import Store, StoreError
+from .retention import Policy, PolicyError
+from .s3settings import S3Error, S3Settings
+from .prune import prune_store
+from .shipping import ship_pending
+from .sshship import ShipError, SshTarget
+from .sshship import ship as ship_ssh
+from .store import Backup, Store, StoreError
 
 Progress = Callable[[int], None]
 T = TypeVar("T")
@@ -59,10 +65,36 @@ class BackupSettings:
     # Free space to leave on the disk beyond the backup's own estimate.
     reserve_bytes: int = 0
     server_name: str = ""
+    # Tier 1's retention, applied after each run (None: keep everything).
+    retention: Policy | None = None
+    # Where each run ships its backup (and any earlier one a tier still misses).
+    tier2: SshTarget | None = None
+    tier3: S3Settings | None = None
 
 
 class ConfigError(ValueError):
     pass
+
+
+@dataclass
+class BackupRun:
+    manifest: Manifest
+    # per tier: {"shipped": [ids], "error": ""}
+    shipping: dict[str, dict]
+    # retention's decisions on tier 1 (removed ones have keep false)
+    retention: list[dict]
+
+    @property
+    def shipping_errors(self) -> dict[str, str]:
+        return {tier: r["error"] for tier, r in self.shipping.items() if r["error"]}
+
+
+class ShippingFailed(BackupError):
+    """The backup was taken; a tier did not receive it."""
+
+    def __init__(self, message: str, run: BackupRun):
+        super().__init__(message)
+        self.run = run
 
 
 REQUIRED = ("conninfo", "directory", "keyring", "recipients")
@@ -84,12 +116,32 @@ def settings_from(config: dict) -> BackupSettings:
     missing = [key for key in REQUIRED if not config.get(key)]
     if missing:
         raise ConfigError("missing setting: " + ", ".join(f"{key} (pg_backup_{key})" for key in missing))
+    try:
+        retention = Policy.from_dict(config["retention"], "pg_backup_retention") if config.get("retention") else None
+        tier2 = SshTarget.from_dict(config["tier2"], "pg_backup_tier2") if config.get("tier2") else None
+        tier3 = S3Settings.from_dict({**config["tier3"], **_credentials(config.get("tier3_credentials_file"))},
+                                     "pg_backup_tier3") if config.get("tier3") else None
+    except (PolicyError, ShipError, S3Error, TypeError) as exc:
+        raise ConfigError(str(exc)) from exc
     return BackupSettings(
         conninfo=config["conninfo"], directory=config["directory"], keyring=config["keyring"],
         recipients=list(config["recipients"]), compression_level=int(config.get("compression_level", 3)),
         compression_threads=int(config.get("compression_threads", 1)),
         table_hashes=bool(config.get("table_hashes", False)),
-        reserve_bytes=int(config.get("reserve_mb", 0)) << 20, server_name=config.get("server_name") or "")
+        reserve_bytes=int(config.get("reserve_mb", 0)) << 20, server_name=config.get("server_name") or "",
+        retention=retention, tier2=tier2, tier3=tier3)
+
+
+def _credentials(path: str | None) -> dict:
+    """Tier 3's keys, kept out of the main configuration (which Ansible may
+    show in a diff): {"access_key_id": ..., "secret_access_key": ...}."""
+    if not path:
+        return {}
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read tier 3's credentials from {path} (pg_backup_tier3_credentials): {exc}") from exc
+    return {k: values[k] for k in ("access_key_id", "secret_access_key") if values.get(k)}
 
 
 def tool_version(argv: list[str]) -> str:
@@ -153,18 +205,57 @@ def check_backup(settings: BackupSettings) -> dict:
     return _guarded(settings, checks)
 
 
-def run_backup(settings: BackupSettings, progress: Progress | None = None) -> Manifest:
-    """take_backup, with its outcome recorded in the directory for status."""
+def run_backup(settings: BackupSettings, progress: Progress | None = None) -> BackupRun:
+    """What the timer runs: a backup, then shipping to every configured
+    tier (whatever a tier still misses, oldest first), then tier 1's
+    retention, all under the directory's lock; the outcome is recorded for
+    status. A tier that fails does not stop the others; the run then raises
+    ShippingFailed, which carries the backup that was taken."""
     store = Store(settings.directory)
     started = now_text()
+
+    def cycle(store: Store) -> BackupRun:
+        with store.lock():
+            for path in store.debris():
+                path.unlink()
+            manifest = _take(settings, store, progress)
+            shipping = ship_pending(store, _shippers(settings))
+            retention = []
+            if settings.retention is not None:
+                retention = [d.as_dict() for d in prune_store(
+                    store, settings.retention, datetime.now(timezone.utc), dry_run=False,
+                    holds=lambda b: [f"not shipped to {tier} yet" for tier, r in shipping.items()
+                                     if b.id not in store.shipped().get(tier, {})])]
+            return BackupRun(manifest, shipping, retention)
+
     try:
-        manifest = take_backup(settings, progress)
+        run = _guarded(settings, cycle)
     except BackupError as exc:
         _record(store, {"result": "failed", "started": started, "error": str(exc)})
         raise
+    manifest = run.manifest
     _record(store, {"result": "ok", "started": started, "finished": manifest.finished, "backup": manifest.id,
-                    "size": manifest.size, "error": ""})
-    return manifest
+                    "size": manifest.size, "error": "", "shipping": run.shipping,
+                    "removed": [d["id"] for d in run.retention if not d["keep"]]})
+    if run.shipping_errors:
+        raise ShippingFailed(f"backup {manifest.id} taken, but " + "; ".join(
+            f"{tier}: {error}" for tier, error in run.shipping_errors.items()), run)
+    return run
+
+
+def _shippers(settings: BackupSettings) -> dict[str, Callable[[Backup], dict]]:
+    shippers: dict[str, Callable[[Backup], dict]] = {}
+    if settings.tier2 is not None:
+        target = settings.tier2
+        shippers["tier2"] = lambda backup: ship_ssh(backup, target)
+    if settings.tier3 is not None:
+        try:
+            from .s3store import S3Store  # boto3 only where tier 3 is used
+        except ImportError as exc:
+            raise BackupError(f"tier 3 (pg_backup_tier3) needs boto3: {exc} (the pg_backup role installs "
+                              "python3-boto3)") from exc
+        shippers["tier3"] = S3Store(settings.tier3).ship
+    return shippers
 
 
 def _record(store: Store, status: dict) -> None:

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from .backup import BackupError, ConfigError, load_config, run_backup, settings_from
+from .backup import BackupError, ConfigError, ShippingFailed, load_config, run_backup, settings_from
 from .dumpverify import LEVELS, VerifyError, verify
 from .health import tier_health
 from .store import Store, StoreError
@@ -48,15 +48,28 @@ def _progress_printer(stream: TextIO) -> Callable[[int], None]:
 
 def cmd_run(config: dict, args: argparse.Namespace) -> int:
     progress = _progress_printer(sys.stderr) if sys.stderr.isatty() else None
+    failed = ""
     try:
-        manifest = run_backup(settings_from(config), progress)
+        run = run_backup(settings_from(config), progress)
+    except ShippingFailed as exc:
+        run, failed = exc.run, str(exc)
     except BackupError as exc:
         print(f"backup failed: {exc}", file=sys.stderr)
         return 1
     if progress:
         sys.stderr.write("\n")
+    manifest = run.manifest
     print(f"backup {manifest.id}: {manifest.size} bytes, {len(manifest.tables)} tables, "
           f"{manifest.total_rows} rows, sha256 {manifest.sha256}")
+    for tier, result in run.shipping.items():
+        print(f"{tier}: shipped {', '.join(result['shipped']) or 'nothing'}"
+              + (f"; FAILED: {result['error']}" if result["error"] else ""))
+    removed = [d["id"] for d in run.retention if not d["keep"]]
+    if removed:
+        print(f"tier1 retention removed {', '.join(removed)}")
+    if failed:
+        print(f"shipping failed: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 

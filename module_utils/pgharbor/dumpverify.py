@@ -29,7 +29,7 @@ from .pgsession import connect
 from .restore import (RestoreError, check_checksum, check_readable, create_database, database_conninfo,
                       drop_database, restore_into)
 from .schema import pg_bindir
-from .store import Backup
+from .store import Backup, reading
 
 LEVELS = {"checksum": 1, "readable": 2, "restore": 3}
 
@@ -101,17 +101,18 @@ def verify(backup: Backup, level: str, *, private_key: str | None = None, passph
     record = Verification(backup.id, level, now_text())
     begin = time.monotonic()
     try:
-        check_checksum(backup)
-        record.passed.append("checksum")
-        if LEVELS[level] >= 2:
-            assert private_key is not None
-            with secret_keyring(private_key, passphrase) as keyring:
-                check_readable(backup, keyring)
-                record.passed.append("readable")
-                if LEVELS[level] >= 3:
-                    assert server is not None
-                    _restore_check(backup, keyring, server, record)
-                    record.passed.append("restore")
+        with reading(backup):
+            check_checksum(backup)
+            record.passed.append("checksum")
+            if LEVELS[level] >= 2:
+                assert private_key is not None
+                with secret_keyring(private_key, passphrase) as keyring:
+                    check_readable(backup, keyring)
+                    record.passed.append("readable")
+                    if LEVELS[level] >= 3:
+                        assert server is not None
+                        _restore_check(backup, keyring, server, record)
+                        record.passed.append("restore")
     except (RestoreError, psycopg.Error, OSError) as exc:
         record.failed = str(exc).strip()
     record.seconds = round(time.monotonic() - begin, 3)

@@ -2,9 +2,10 @@
 limit, decided from each backup's own start time (its manifest), never from
 file dates, which a copy to another tier changes.
 
-A backup is kept when any rule keeps it. Three protections hold whatever the
-policy says: the newest backup, the newest verified backup, and a backup that
-a restore or a verification is reading right now.
+A backup is kept when any rule keeps it. Protections hold whatever the
+policy says: the newest backup, the newest verified backup, and whatever
+the tier holds on to (a backup a restore is reading right now, one that is
+not shipped to the next tier yet).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ class Candidate:
     id: str
     started: datetime
     verified: bool = False
-    in_use: bool = False
+    # reasons that keep this backup whatever the policy says (being read, not shipped yet)
+    holds: tuple[str, ...] = ()
 
 
 @dataclass
@@ -91,8 +93,7 @@ def decide(candidates: Iterable[Candidate], policy: Policy, now: datetime) -> li
     if verified is not None:
         reasons[verified.id].append("newest verified backup")
     for c in newest_first:
-        if c.in_use:
-            reasons[c.id].append("being read by a restore or a verification")
+        reasons[c.id].extend(c.holds)
     for name, bucket_of in BUCKETS.items():
         wanted = getattr(policy, name)
         seen: set[tuple] = set()

@@ -26,6 +26,7 @@ from .manifest import ARTEFACT_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, Manifest
 LOCK_NAME = ".lock"
 STATUS_NAME = ".last-run.json"
 VERIFY_LOG = ".verify-log.jsonl"
+SHIPPED_NAME = ".shipped.json"
 
 
 class StoreError(RuntimeError):
@@ -45,6 +46,18 @@ class Backup:
     @property
     def id(self) -> str:
         return self.manifest.id
+
+
+@contextmanager
+def reading(backup: Backup) -> Iterator[None]:
+    """Held while a restore or a verification reads the artefact: retention
+    does not remove a backup that is being read (see Store.remove)."""
+    fd = os.open(backup.artefact, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
 
 
 class HashingWriter:
@@ -170,6 +183,33 @@ class Store:
                 return backup
         raise StoreError(f"no complete backup {which!r} in {self.root} (see: pgharbor-backup list)")
 
+    def in_use(self, backup: Backup) -> bool:
+        try:
+            fd = os.open(backup.artefact, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
+    def remove(self, backup: Backup) -> None:
+        """Manifest first (a backup half removed is no backup), then the
+        artefact; refused while a reader holds the artefact."""
+        fd = os.open(backup.artefact, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Busy(f"{backup.id} is being read (a restore or a verification): not removed") from None
+            backup.manifest_path.unlink()
+            backup.artefact.unlink()
+        finally:
+            os.close(fd)
+
     def debris(self) -> list[Path]:
         """Files no complete backup accounts for: .partial files, artefacts
         without a manifest. Only meaningful while holding the lock."""
@@ -193,6 +233,33 @@ class Store:
     def record_verification(self, record: dict) -> None:
         with open(self.root / VERIFY_LOG, "a") as log:
             log.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def verified_ids(self) -> set[str]:
+        """Backups that passed a verification at any level."""
+        try:
+            lines = (self.root / VERIFY_LOG).read_text().splitlines()
+        except FileNotFoundError:
+            return set()
+        return {record.get("backup") for record in map(json.loads, lines) if record.get("ok")}
+
+    def shipped(self) -> dict[str, dict[str, dict]]:
+        """Per tier, the backups shipped there and how: {tier: {id: info}}."""
+        try:
+            return json.loads((self.root / SHIPPED_NAME).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def record_shipped(self, tier: str, backup_id: str, info: dict) -> None:
+        shipped = self.shipped()
+        shipped.setdefault(tier, {})[backup_id] = info
+        replace_file(self.root / SHIPPED_NAME, json.dumps(shipped, indent=1, sort_keys=True) + "\n", mode=0o644)
+
+    def forget_shipped(self, backup_ids: set[str]) -> None:
+        """Drop records of backups no longer in this directory."""
+        shipped = self.shipped()
+        pruned = {tier: {k: v for k, v in ids.items() if k not in backup_ids} for tier, ids in shipped.items()}
+        if pruned != shipped:
+            replace_file(self.root / SHIPPED_NAME, json.dumps(pruned, indent=1, sort_keys=True) + "\n", mode=0o644)
 
     def last_verification(self) -> dict | None:
         """The newest verification that passed."""

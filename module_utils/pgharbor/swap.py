@@ -26,7 +26,7 @@ from .gpgkeys import SecretKeyring
 from .manifest import now_text
 from .pgsession import connect
 from .restore import RestoreError, check_checksum, create_database, database_conninfo, drop_database, restore_into
-from .store import Backup
+from .store import Backup, reading
 
 PARTIAL = "pgharbor: PARTIAL restore of {id}"
 COMPLETE = "pgharbor: restore of {id} complete"
@@ -69,6 +69,12 @@ def restore_new(backup: Backup, keyring: SecretKeyring, admin_conninfo: str, liv
     """Restore backup into a new database `name` owned like `live`. Returns
     (changed, preview); a complete restore of the same backup under that name
     is kept as it is."""
+    with reading(backup):
+        return _restore_new(backup, keyring, admin_conninfo, live, name)
+
+
+def _restore_new(backup: Backup, keyring: SecretKeyring, admin_conninfo: str, live: str, name: str
+                 ) -> tuple[bool, Preview]:
     with psycopg.connect(admin_conninfo, autocommit=True) as admin:
         existing = _comment(admin, name)
         if existing is not None and existing != COMPLETE.format(id=backup.id):

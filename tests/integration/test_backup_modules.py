@@ -31,7 +31,7 @@ def test_backup_and_verify_modules(repo, awkward_server, backup_keys, tmp_path):
     assert rc == 0 and out["changed"], log
     assert out["manifest"]["tables"]["app.events"]["rows"] > 0
     [entry] = [json.loads(line) for line in audit_log.read_text().splitlines()]
-    assert entry["who"] == "alice" and entry["backup"] == out["backup"] and entry["where"] == out["artefact"]
+    assert entry["who"] == "alice" and entry["backup"] == out["backup"] and entry["where"] == [out["artefact"]]
     assert awkward_server.password not in log
 
     verify = {"config": str(config), "level": "restore", "private_key": backup_keys.ops.secret,

@@ -6,39 +6,20 @@ damaged afterwards."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
-from backuptest import keyring_with, settings
+from backuptest import keyring_with, settings, synthetic
 from pgharbor.backup import take_backup
 from pgharbor.dumpverify import verify
-from pgharbor.manifest import Manifest, backup_id, utc_text
-from pgharbor.s3store import MIB, S3Error, S3Settings, S3Store
-from pgharbor.store import Backup, Store
+from pgharbor.s3settings import MIB, S3Error, S3Settings
+from pgharbor.s3store import S3Store
+from pgharbor.store import Store
 from s3server import ADMIN, REGION
 from tcpproxy import TcpProxy
-
-
-def synthetic(directory: Path, size: int, started: datetime | None = None) -> Backup:
-    """A tier-1-shaped backup of random bytes, for what only moves files."""
-    started = started or datetime.now(timezone.utc)
-    store = Store(directory)
-    bid = backup_id("synthetic", started)
-    writer = store.writer(bid)
-    data = os.urandom(size)
-    writer(data)
-    writer.publish()
-    manifest = Manifest(id=bid, database="synthetic", server="testhost", server_version="15", started=utc_text(started),
-                        finished=utc_text(started), snapshot="-", tools={}, compression={}, encryption={},
-                        artefact=writer.final.name, size=size, sha256=hashlib.sha256(data).hexdigest())
-    store.publish_manifest(manifest)
-    return next(b for b in store.backups() if b.id == bid)
 
 
 @pytest.fixture

@@ -18,41 +18,19 @@ import pytest
 from pgharbor.intake import last_arrivals, take_in
 from pgharbor.sshship import ShipError, SshTarget, rsync_argv, ship
 from pgharbor.store import Store
-from sshserver import SshServer, keygen, start_sshd
+from backuptest import synthetic
+from sshserver import keygen
 from tcpproxy import TcpProxy
-from test_s3_tier import synthetic
 
 MIB = 1 << 20
-
-
-@pytest.fixture
-def server(tmp_path) -> Iterator[SshServer]:
-    sshd = start_sshd(tmp_path / "sshd")
-    yield sshd
-    sshd.stop()
-
-
-@pytest.fixture
-def backup_host(server, tmp_path):
-    """The backup server's directories for db1 and db1's restricted key."""
-    root = tmp_path / "backupserver"
-    dirs = {name: root / name / "db1" for name in ("incoming", "store", "quarantine")}
-    for d in dirs.values():
-        d.mkdir(parents=True, mode=0o700)
-    identity = tmp_path / "db1_ed25519"
-    public = keygen(identity, "db1")
-    server.authorize(public, f'restrict,command="rrsync -wo -no-del -no-overwrite {dirs["incoming"]}"')
-    target = SshTarget(host="127.0.0.1", port=server.port, user=server.user, identity=str(identity),
-                       known_hosts=str(server.known_hosts(tmp_path / "known_hosts")), retries=0)
-    return target, dirs
 
 
 def visible(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
 
 
-def test_shipped_then_taken_in_after_the_server_checked_it(backup_host, tmp_path):
-    target, dirs = backup_host
+def test_shipped_then_taken_in_after_the_server_checked_it(tier2_host, tmp_path):
+    target, dirs = tier2_host
     tier1 = tmp_path / "tier1"
     tier1.mkdir()
     backup = synthetic(tier1, 3 * MIB)
@@ -72,8 +50,8 @@ def test_shipped_then_taken_in_after_the_server_checked_it(backup_host, tmp_path
     assert again.result == "duplicate" and visible(dirs["incoming"]) == []
 
 
-def test_the_db_host_key_can_neither_read_nor_delete_nor_overwrite(backup_host, tmp_path):
-    target, dirs = backup_host
+def test_the_db_host_key_can_neither_read_nor_delete_nor_overwrite(tier2_host, tmp_path):
+    target, dirs = tier2_host
     existing = dirs["incoming"] / "older.dump.zst.gpg"
     existing.write_bytes(b"history")
     ssh = target.ssh_command()
@@ -102,11 +80,11 @@ def test_the_db_host_key_can_neither_read_nor_delete_nor_overwrite(backup_host, 
     assert existing.read_bytes() == b"history" and dirs["incoming"].is_dir()
 
 
-def test_host_key_is_pinned(backup_host, tmp_path, server):
-    target, _ = backup_host
+def test_host_key_is_pinned(tier2_host, tmp_path, sshd):
+    target, _ = tier2_host
     other = tmp_path / "other_host"
     other_public = keygen(other, "someone else")
-    (tmp_path / "wrong_known_hosts").write_text(f"[127.0.0.1]:{server.port} {other_public}\n")
+    (tmp_path / "wrong_known_hosts").write_text(f"[127.0.0.1]:{sshd.port} {other_public}\n")
     (tmp_path / "empty_known_hosts").write_text("")
     (tmp_path / "t1").mkdir()
     backup = synthetic(tmp_path / "t1", 1000)
@@ -116,8 +94,8 @@ def test_host_key_is_pinned(backup_host, tmp_path, server):
             ship(backup, pinned)
 
 
-def test_unknown_client_key_is_refused(backup_host, tmp_path):
-    target, _ = backup_host
+def test_unknown_client_key_is_refused(tier2_host, tmp_path):
+    target, _ = tier2_host
     stranger = tmp_path / "stranger"
     keygen(stranger, "stranger")
     (tmp_path / "t1").mkdir()
@@ -126,13 +104,13 @@ def test_unknown_client_key_is_refused(backup_host, tmp_path):
         ship(backup, SshTarget(**{**target.__dict__, "identity": str(stranger)}))
 
 
-def test_connection_cut_mid_rsync_leaves_nothing_visible(backup_host, tmp_path, server):
-    target, dirs = backup_host
+def test_connection_cut_mid_rsync_leaves_nothing_visible(tier2_host, tmp_path, sshd):
+    target, dirs = tier2_host
     (tmp_path / "t1").mkdir()
     backup = synthetic(tmp_path / "t1", 20 * MIB)
-    with TcpProxy(server.port) as proxy:
+    with TcpProxy(sshd.port) as proxy:
         via_proxy = SshTarget(**{**target.__dict__, "port": proxy.port,
-                                 "known_hosts": str(server.known_hosts(tmp_path / "kh_proxy", proxy.port))})
+                                 "known_hosts": str(sshd.known_hosts(tmp_path / "kh_proxy", proxy.port))})
         proxy.cut_after = 6 * MIB
         with pytest.raises(ShipError, match=r"shipping .*\.dump\.zst\.gpg to .* failed: .*tier-1 copy is kept"):
             ship(backup, via_proxy)
@@ -148,8 +126,8 @@ def test_connection_cut_mid_rsync_leaves_nothing_visible(backup_host, tmp_path, 
     assert arrival.result == "stored"
 
 
-def test_damaged_arrival_is_quarantined_not_stored(backup_host, tmp_path):
-    target, dirs = backup_host
+def test_damaged_arrival_is_quarantined_not_stored(tier2_host, tmp_path):
+    target, dirs = tier2_host
     (tmp_path / "t1").mkdir()
     backup = synthetic(tmp_path / "t1", 200_000)
     ship(backup, target)
@@ -164,8 +142,8 @@ def test_damaged_arrival_is_quarantined_not_stored(backup_host, tmp_path):
     assert last_arrivals(dirs["store"])[-1]["result"] == "quarantined"
 
 
-def test_manifest_waits_for_its_artefact(backup_host, tmp_path):
-    _, dirs = backup_host
+def test_manifest_waits_for_its_artefact(tier2_host, tmp_path):
+    _, dirs = tier2_host
     (tmp_path / "t1").mkdir()
     backup = synthetic(tmp_path / "t1", 5000, datetime.now(timezone.utc) - timedelta(hours=1))
     (dirs["incoming"] / backup.manifest_path.name).write_bytes(backup.manifest_path.read_bytes())
@@ -174,10 +152,10 @@ def test_manifest_waits_for_its_artefact(backup_host, tmp_path):
 
 
 @pytest.fixture
-def small_incoming(backup_host) -> Iterator[tuple[SshTarget, dict]]:
+def small_incoming(tier2_host) -> Iterator[tuple[SshTarget, dict]]:
     if os.geteuid() != 0:
         pytest.skip("mounting a small file system needs root (CI runs as root)")
-    target, dirs = backup_host
+    target, dirs = tier2_host
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(dirs["incoming"])], check=True)
     try:
         yield target, dirs

@@ -76,9 +76,10 @@ def test_newest_verified_backup_survives_any_policy():
 
 def test_backup_being_read_is_kept():
     backups = hourly_backups(5)
-    backups[0] = Candidate(backups[0].id, backups[0].started, in_use=True)
+    backups[0] = Candidate(backups[0].id, backups[0].started, holds=("being read",))
     decisions = {d.id: d for d in decide(backups, Policy(hourly=1), NOW)}
-    assert decisions["b000"].keep and "being read" in decisions["b000"].reasons[0]
+    assert decisions["b000"].keep and decisions["b000"].reasons == ["being read"]
+    assert kept(decisions.values()) == ["b000", "b004"]
 
 
 def test_old_only_backups_still_keep_the_newest():

@@ -1,0 +1,97 @@
+"""The timer's run end to end on real parts: a backup of a real database,
+shipped to a real sshd (tier 2, restricted key) and the moto S3 endpoint
+(tier 3), then tier 1's retention; a tier that is down does not stop the
+other, fails the run with the backup kept, and is caught up by the next run;
+retention keeps what a tier has not received yet."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from backuptest import cli, keyring_with, settings, write_config
+from pgharbor.backup import ShippingFailed, run_backup
+from pgharbor.intake import take_in
+from pgharbor.retention import Policy
+from pgharbor.s3settings import S3Settings
+from pgharbor.s3store import S3Store
+from pgharbor.store import Store
+from s3server import ADMIN, REGION
+from tcpproxy import TcpProxy
+
+
+@pytest.fixture
+def agent(awkward_server, backup_keys, tmp_path, tier2_host, s3_server, request):
+    target, dirs = tier2_host
+    tier1 = tmp_path / "tier1"
+    tier1.mkdir(mode=0o700)
+    bucket = s3_server.bucket("cycle-" + request.node.name.removeprefix("test_").replace("_", "-")[:40])
+    tier3 = S3Settings(bucket=bucket, prefix="db1/", endpoint_url=s3_server.url, region=REGION,
+                       access_key_id=ADMIN["aws_access_key_id"], secret_access_key=ADMIN["aws_secret_access_key"],
+                       max_attempts=2, connect_timeout=2)
+    s = settings(awkward_server, tier1, keyring_with(tmp_path, backup_keys.escrow), [backup_keys.escrow.fingerprint],
+                 tier2=target, tier3=tier3, retention=Policy(hourly=1))
+    return s, dirs
+
+
+def in_tier2(dirs) -> list[str]:
+    take_in(dirs["incoming"], dirs["store"], dirs["quarantine"])
+    return [b.id for b in Store(dirs["store"]).backups()]
+
+
+def test_backup_shipped_to_both_tiers_then_retention(agent):
+    s, dirs = agent
+    first = run_backup(s)
+    assert first.shipping == {"tier2": {"shipped": [first.manifest.id], "error": "", "pending": 0},
+                              "tier3": {"shipped": [first.manifest.id], "error": "", "pending": 0}}
+    second = run_backup(s)
+    # hourly=1 and both shipped: tier 1 keeps only the newest
+    assert [d["id"] for d in second.retention if not d["keep"]] == [first.manifest.id]
+    assert [b.id for b in Store(s.directory).backups()] == [second.manifest.id]
+    assert in_tier2(dirs) == [first.manifest.id, second.manifest.id]
+    assert [b.id for b in S3Store(s.tier3).backups()] == [first.manifest.id, second.manifest.id]
+    status = Store(s.directory).read_status()
+    assert status["result"] == "ok" and status["removed"] == [first.manifest.id]
+
+
+def test_a_tier_down_fails_the_run_but_keeps_everything_and_catches_up(agent, s3_server):
+    s, dirs = agent
+    with TcpProxy(s3_server.port) as proxy:
+        s = replace(s, tier3=replace(s.tier3, endpoint_url=f"http://127.0.0.1:{proxy.port}"))
+        proxy.cut()
+        with pytest.raises(ShippingFailed, match=rf"backup \S+ taken, but tier3: shipping \S+ to s3://{s.tier3.bucket}/db1/"
+                                                 r" at http://127.0.0.1:\d+ failed") as failed:
+            run_backup(s)
+        taken = failed.value.run.manifest.id
+        assert failed.value.run.shipping["tier2"]["shipped"] == [taken]
+        with pytest.raises(ShippingFailed):
+            run_backup(s)
+        # nothing removed: neither backup has reached tier 3
+        backups = [b.id for b in Store(s.directory).backups()]
+        assert len(backups) == 2 and backups[0] == taken
+        status = Store(s.directory).read_status()
+        assert status["shipping"]["tier3"]["error"] and status["shipping"]["tier3"]["pending"] == 2
+        proxy.restore()
+        caught_up = run_backup(s)
+    assert caught_up.shipping["tier3"]["shipped"] == [*backups, caught_up.manifest.id]
+    direct = replace(s.tier3, endpoint_url=s3_server.url)
+    assert [b.id for b in S3Store(direct).backups()] == [*backups, caught_up.manifest.id]
+    assert in_tier2(dirs) == [*backups, caught_up.manifest.id]
+    assert [b.id for b in Store(s.directory).backups()] == [caught_up.manifest.id]
+
+
+def test_cli_run_reports_each_tier(agent, tmp_path, s3_server):
+    s, _ = agent
+    config = write_config(tmp_path / "backup.json", s, tier2=s.tier2.__dict__,
+                          tier3={"bucket": s.tier3.bucket, "prefix": "db1/", "endpoint_url": s3_server.url, "region": REGION},
+                          tier3_credentials_file=str(tmp_path / "s3.json"), retention={"hourly": 24})
+    (tmp_path / "s3.json").write_text('{"access_key_id": "%s", "secret_access_key": "%s"}'
+                                      % (ADMIN["aws_access_key_id"], ADMIN["aws_secret_access_key"]))
+    result = cli(config, "run")
+    assert result.returncode == 0, result.stderr
+    assert "tier2: shipped appdb-" in result.stdout and "tier3: shipped appdb-" in result.stdout
+    # a bad tier setting is named before anything runs
+    bad = write_config(tmp_path / "bad.json", s, tier3={"bucket": s.tier3.bucket, "prefix": "no-slash"})
+    refused = cli(bad, "run")
+    assert refused.returncode != 0 and "pg_backup_tier3.prefix must end with '/'" in refused.stderr
