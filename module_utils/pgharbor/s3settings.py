@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .settingkeys import unknown_keys
+
 MIB = 1024 * 1024
 # S3's smallest part (all but the last).
 MIN_PART = 5 * MIB
@@ -37,10 +39,9 @@ class S3Settings:
 
     @classmethod
     def from_dict(cls, values: dict, setting: str) -> S3Settings:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise S3Error(f"{setting}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        problem = unknown_keys(cls, values, setting)
+        if problem:
+            raise S3Error(problem)
         if not values.get("bucket"):
             raise S3Error(f"{setting}.bucket is required: the bucket that holds tier 3")
         s = cls(**values)

@@ -20,6 +20,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from .settingkeys import unknown_keys
 from .store import Backup
 
 
@@ -42,10 +43,9 @@ class SshTarget:
 
     @classmethod
     def from_dict(cls, values: dict, setting: str) -> SshTarget:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ShipError(f"{setting}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        problem = unknown_keys(cls, values, setting)
+        if problem:
+            raise ShipError(problem)
         missing = [name for name in ("host", "user", "identity", "known_hosts") if not values.get(name)]
         if missing:
             raise ShipError(f"{setting}: set {', '.join(missing)} (the backup server, its login, this host's "
