@@ -148,8 +148,8 @@ from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgharbor.audit import audit
-from ansible.module_utils.pgharbor.backup import (BackupError, ConfigError, ShippingFailed, check_backup, load_config,
-                                                  run_backup, settings_from)
+from ansible.module_utils.pgharbor.backup import BackupError, ShippingFailed, check_backup, run_backup, settings_from
+from ansible.module_utils.pgharbor.config import ConfigError, load_config
 from ansible.module_utils.pgharbor.connargs import with_password
 
 SETTINGS = ("conninfo", "directory", "keyring", "recipients", "compression_level", "compression_threads",

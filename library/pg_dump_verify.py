@@ -85,7 +85,7 @@ size:
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.backup import ConfigError
+from ansible.module_utils.pgharbor.config import ConfigError
 from ansible.module_utils.pgharbor.backupargs import backup_directory, backup_source_options
 from ansible.module_utils.pgharbor.connargs import conninfo
 from ansible.module_utils.pgharbor.dumpverify import LEVELS, VerifyError, verify

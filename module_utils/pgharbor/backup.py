@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 
 from . import __version__, catalog
+from .config import ConfigError
 from .connargs import libpq_env
 from .datacompare import chunk_hashes, primary_key
 from .gpgkeys import KeyProblem, check_recipients, encrypt_argv
@@ -72,10 +73,6 @@ class BackupSettings:
     tier3: S3Settings | None = None
 
 
-class ConfigError(ValueError):
-    pass
-
-
 @dataclass
 class BackupRun:
     manifest: Manifest
@@ -98,18 +95,6 @@ class ShippingFailed(BackupError):
 
 
 REQUIRED = ("conninfo", "directory", "keyring", "recipients")
-
-
-def load_config(path: str | Path) -> dict:
-    """The agent's settings as the pg_backup role writes them (JSON; each
-    key is the role variable without its pg_backup_ prefix)."""
-    try:
-        config = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"no configuration at {path}: run the pg_backup role, or pass --config") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
-    return config
 
 
 def settings_from(config: dict) -> BackupSettings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backup import ConfigError, load_config
+from .config import ConfigError, load_config
 
 DEFAULT_CONFIG = "/etc/pgharbor/backup.json"
 

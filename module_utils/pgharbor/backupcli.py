@@ -23,7 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from .backup import BackupError, ConfigError, ShippingFailed, load_config, run_backup, settings_from
+from .backup import BackupError, ShippingFailed, run_backup, settings_from
+from .config import ConfigError, load_config
 from .dumpverify import LEVELS, VerifyError, verify
 from .health import tier_health
 from .store import Store, StoreError
@@ -119,6 +120,9 @@ def cmd_status(config: dict, args: argparse.Namespace) -> int:
         print(f"newest:      {report['newest'] or '-'}" + (f" ({age / 60:.0f} min old)" if age is not None else ""))
         last = report["last_run"] or {}
         print(f"last run:    {last.get('result', 'never')} {last.get('started', '')}")
+        for tier, shipped in sorted((last.get("shipping") or {}).items()):
+            print(f"{tier + ':':12} " + ("FAILED, " if shipped.get("error") else "ok, ")
+                  + f"{shipped.get('pending', 0)} pending")
         verified = report["last_verification"] or {}
         print(f"verified:    {verified.get('backup', '-')} {verified.get('level', '')} {verified.get('started', '')}")
         print("health:      " + ("ok" if report["healthy"] else "FAILING: " + "; ".join(report["problems"])))

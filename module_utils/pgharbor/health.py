@@ -9,7 +9,8 @@ from datetime import datetime
 from .store import Store
 
 
-def tier_health(directory: str, max_age_hours: float, now: datetime) -> dict:
+def tier_health(directory: str, max_age_hours: float, now: datetime,
+                max_age_setting: str = "pg_backup_max_age_hours") -> dict:
     store = Store(directory)
     backups = store.backups()
     last_run = store.read_status()
@@ -22,7 +23,11 @@ def tier_health(directory: str, max_age_hours: float, now: datetime) -> dict:
         problems.append(f"no backup in {store.root}")
     elif age is not None and age > max_age_hours * 3600:
         problems.append(f"the newest backup is {age / 3600:.1f} h old, more than {max_age_hours:g} h "
-                        "(pg_backup_max_age_hours)")
+                        f"({max_age_setting})")
+    for tier, shipped in sorted(((last_run or {}).get("shipping") or {}).items()):
+        if shipped.get("error"):
+            problems.append(f"the last shipment to {tier} failed ({shipped.get('pending', '?')} backup(s) pending): "
+                            f"{shipped['error']}")
     return {
         "directory": str(store.root), "count": len(backups), "bytes": sum(b.manifest.size for b in backups),
         "newest": newest.id if newest else None, "newest_age_seconds": round(age) if age is not None else None,
