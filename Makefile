@@ -75,7 +75,7 @@ $(SSHD): | $(STAMP)/system-deps
 	@# sshd started as root drops privileges to this user (the package's postinst would create it)
 	id sshd >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /run/sshd --shell /usr/sbin/nologin sshd
 
-molecule: deps lab-image ## every Molecule scenario
+molecule: deps lab-image $(MOTO_WHEELS) ## every Molecule scenario
 	@for config in molecule/*/molecule.yml; do \
 		scenario=$$(basename $$(dirname $$config)); \
 		echo "== molecule test -s $$scenario"; \

@@ -24,6 +24,8 @@ description:
   - With O(requested_by), the backup is recorded in O(audit_log) (who, when, which database, where it went).
 version_added: "0.1.0"
 author: pgharbor
+extends_documentation_fragment:
+  - pgharbor_attributes
 options:
   config:
     description: JSON settings file written by the pg_backup role; ignored when absent.
@@ -72,11 +74,6 @@ options:
     description: Append-only JSON-lines log of on-demand backups.
     type: path
     default: /var/log/pgharbor/audit.jsonl
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 requirements:
   - psycopg >= 3.1, gpg, zstd and pg_dump (postgresql-client) where the module runs
 """

@@ -20,7 +20,7 @@ description:
   - In check mode, reports what would be done without doing it.
 version_added: "0.1.0"
 author: pgharbor
-extends_documentation_fragment: [pgharbor_backup]
+extends_documentation_fragment: [pgharbor_backup, pgharbor_attributes]
 options:
   state:
     description: What to do.
@@ -45,11 +45,6 @@ options:
   state_file:
     description: Where a swap is recorded for O(state=undone) (default C(.restore-state.json) in the backup directory).
     type: path
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 requirements:
   - psycopg >= 3.1, gpg, zstd and pg_restore (postgresql-client) where the module runs
 """

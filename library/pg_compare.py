@@ -18,7 +18,7 @@ description:
   - Fails when anything differs; the message lists every difference. Reads only, so check mode compares too.
 version_added: "0.1.0"
 author: pgharbor
-extends_documentation_fragment: [pgharbor_connection]
+extends_documentation_fragment: [pgharbor_connection, pgharbor_attributes]
 options:
   role_map:
     description: Source role -> target role, for comparing grants (owners always compare as the owner).
@@ -41,11 +41,6 @@ options:
     description: Hashing queries run at a time over both sides (each side's workers join its snapshot); default one
       per CPU, at least 2.
     type: int
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

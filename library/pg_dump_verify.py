@@ -20,7 +20,7 @@ description:
     mode). The module changes nothing else, so check mode verifies too. It fails when any check fails.
 version_added: "0.1.0"
 author: pgharbor
-extends_documentation_fragment: [pgharbor_backup]
+extends_documentation_fragment: [pgharbor_backup, pgharbor_attributes]
 options:
   level:
     description: How far to verify; each level includes the ones before.
@@ -34,11 +34,6 @@ options:
   server_password:
     description: Password for O(server).
     type: str
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 requirements:
   - psycopg >= 3.1, gpg, zstd and pg_restore/pg_amcheck (postgresql-client) where the module runs
 """

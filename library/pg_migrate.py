@@ -23,7 +23,7 @@ description:
   - Check mode runs the preflight only.
 version_added: "0.1.0"
 author: pgharbor
-extends_documentation_fragment: [pgharbor_connection]
+extends_documentation_fragment: [pgharbor_connection, pgharbor_attributes]
 options:
   target_role:
     description: The target's owner role (the target user must be a member); it owns every migrated object.
@@ -53,11 +53,6 @@ options:
       on the first table that already exists.
     type: bool
     default: false
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 notes:
   - "Long migrations run with C(async) and C(poll: 0); poll with M(ansible.builtin.async_status) and read
     O(status_file) for progress (C(playbooks/migrate.yml) does)."

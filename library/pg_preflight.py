@@ -19,7 +19,7 @@ description:
   - Fails when a check fails. Nothing is written on either end, so check mode runs the same checks.
 version_added: "0.1.0"
 author: pgharbor
-extends_documentation_fragment: [pgharbor_connection]
+extends_documentation_fragment: [pgharbor_connection, pgharbor_attributes]
 options:
   target_role:
     description: The target's owner role the migration creates objects as (the migrating user must be a member).
@@ -31,11 +31,6 @@ options:
     description: Accept a target database that already holds tables (a warning instead of a failure).
     type: bool
     default: false
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

@@ -17,6 +17,8 @@ description:
     naming the statement that removes that setting.
 version_added: "0.1.0"
 author: pgharbor
+extends_documentation_fragment:
+  - pgharbor_attributes
 options:
   db:
     description: libpq connection string of the database, as a superuser or its owner (C(postgres) over the local socket).
@@ -38,11 +40,6 @@ options:
     description: How long open sessions may take to end before they are terminated.
     type: float
     default: 30
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 requirements:
   - psycopg >= 3.1 where the module runs (Debian C(python3-psycopg))
 """

@@ -18,6 +18,8 @@ description:
   - Reads files only; nothing is changed, so check mode runs the same checks.
 version_added: "0.1.0"
 author: pgharbor
+extends_documentation_fragment:
+  - pgharbor_attributes
 options:
   cert:
     description: Path of the PEM certificate (leaf first, intermediates may follow).
@@ -52,11 +54,6 @@ options:
     description: Warn when the certificate expires within this many days.
     type: int
     default: 30
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 requirements:
   - cryptography >= 42 (where the module runs, usually the controller)
 """

@@ -204,7 +204,7 @@ def run_backup(settings: BackupSettings, progress: Progress | None = None) -> Ba
             for path in store.debris():
                 path.unlink()
             manifest = _take(settings, store, progress)
-            shipping = ship_pending(store, _shippers(settings))
+            shipping = ship_pending(store, shippers_for(settings))
             retention = []
             if settings.retention is not None:
                 retention = [d.as_dict() for d in prune_store(
@@ -228,7 +228,7 @@ def run_backup(settings: BackupSettings, progress: Progress | None = None) -> Ba
     return run
 
 
-def _shippers(settings: BackupSettings) -> dict[str, Callable[[Backup], dict]]:
+def shippers_for(settings: BackupSettings) -> dict[str, Callable[[Backup], dict]]:
     shippers: dict[str, Callable[[Backup], dict]] = {}
     if settings.tier2 is not None:
         target = settings.tier2

@@ -1,6 +1,7 @@
 """pgharbor-backup: the backup agent's command line on the DB host.
 
-    pgharbor-backup run       take a backup now (what the timer runs)
+    pgharbor-backup run       take a backup now and ship it (what the timer runs)
+    pgharbor-backup ship      ship to a tier the backups it misses (status.yml names them)
     pgharbor-backup list      the complete backups in the directory
     pgharbor-backup verify    check a backup (checksum; readable and restore with the private key)
     pgharbor-backup status    the last run, the newest backup's age; exit 1 when unhealthy
@@ -23,7 +24,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from .backup import BackupError, ShippingFailed, run_backup, settings_from
+from .backup import BackupError, ShippingFailed, run_backup, settings_from, shippers_for
+from .shipping import forget, ship_pending
+from .sshship import ShipError
 from .config import ConfigError, load_config
 from .dumpverify import LEVELS, VerifyError, verify
 from .health import tier_health
@@ -72,6 +75,26 @@ def cmd_run(config: dict, args: argparse.Namespace) -> int:
         print(f"shipping failed: {failed}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_ship(config: dict, args: argparse.Namespace) -> int:
+    """Ship what a tier misses (status.yml names the backups): forgotten as
+    shipped, then shipped by a run's own shipping step, under the lock."""
+    settings = settings_from(config)
+    store = Store(settings.directory)
+    shippers = {tier: ship for tier, ship in shippers_for(settings).items() if tier in args.tier}
+    missing = sorted(set(args.tier) - set(shippers))
+    if missing:
+        print(f"not configured here: {', '.join(missing)} (pg_backup_{'/'.join(missing)})", file=sys.stderr)
+        return 2
+    with store.lock():
+        for tier in shippers:
+            forget(store, tier, args.backup or [])
+        results = ship_pending(store, shippers)
+    for tier, result in results.items():
+        print(f"{tier}: shipped {', '.join(result['shipped']) or 'nothing'}"
+              + (f"; FAILED: {result['error']}" if result["error"] else ""))
+    return 1 if any(r["error"] for r in results.values()) else 0
 
 
 def cmd_list(config: dict, args: argparse.Namespace) -> int:
@@ -134,6 +157,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=os.environ.get("PGHARBOR_BACKUP_CONFIG", DEFAULT_CONFIG))
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="take a backup now")
+    ship = sub.add_parser("ship", help="ship to a tier what it misses (and whatever is pending)")
+    ship.add_argument("--tier", action="append", required=True, choices=["tier2", "tier3"])
+    ship.add_argument("--backup", action="append", help="a backup id the tier misses (repeat for more)")
     listing = sub.add_parser("list", help="list the complete backups")
     listing.add_argument("--json", action="store_true")
     check = sub.add_parser("verify", help="verify a backup")
@@ -147,7 +173,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "verify": cmd_verify, "status": cmd_status}
+COMMANDS = {"run": cmd_run, "ship": cmd_ship, "list": cmd_list, "verify": cmd_verify, "status": cmd_status}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         if not config.get("directory"):
             raise ConfigError(f"{args.config}: missing setting directory (pg_backup_directory)")
         return COMMANDS[args.command](config, args)
-    except (ConfigError, StoreError, ValueError, OSError) as exc:
+    except (ConfigError, StoreError, ShipError, BackupError, ValueError, OSError) as exc:
         print(f"pgharbor-backup: {exc}", file=sys.stderr)
         return 2
 

@@ -13,6 +13,17 @@ from .sshship import ShipError
 from .store import Backup, Store
 
 
+def forget(store: Store, tier: str, backup_ids: list[str]) -> list[Backup]:
+    """Make the next shipment send these backups to tier again (what a
+    tier misses, found by comparing the tiers); returns them."""
+    backups = {b.id: b for b in store.backups()}
+    unknown = [i for i in backup_ids if i not in backups]
+    if unknown:
+        raise ShipError(f"not in {store.root}: {', '.join(unknown)} (see: pgharbor-backup list)")
+    store.forget_shipped(set(backup_ids), tier)
+    return [backups[i] for i in backup_ids]
+
+
 def pending(store: Store, tier: str) -> list[Backup]:
     done = store.shipped().get(tier, {})
     return [b for b in store.backups() if b.id not in done]

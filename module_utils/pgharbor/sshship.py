@@ -100,6 +100,9 @@ class _Problem:
 
 def _explain(code: int, stderr: str) -> _Problem:
     said = " ".join(line.strip() for line in stderr.strip().splitlines()[-3:])
+    if "Failed to exec ssh" in stderr:
+        return _Problem("rsync cannot start ssh: install openssh-client (the pg_backup role does when "
+                        "pg_backup_tier2 is set)", False)
     if "Host key verification failed" in said or "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
         return _Problem(f"the backup server's host key does not match the pinned one ({said}): check "
                         "pg_backup_tier2_host_keys, never disable the check", False)

@@ -254,10 +254,12 @@ class Store:
         shipped.setdefault(tier, {})[backup_id] = info
         replace_file(self.root / SHIPPED_NAME, json.dumps(shipped, indent=1, sort_keys=True) + "\n", mode=0o644)
 
-    def forget_shipped(self, backup_ids: set[str]) -> None:
-        """Drop records of backups no longer in this directory."""
+    def forget_shipped(self, backup_ids: set[str], tier: str | None = None) -> None:
+        """Drop the records of these backups (for one tier, or all): removed
+        backups, or ones a tier misses and must receive again."""
         shipped = self.shipped()
-        pruned = {tier: {k: v for k, v in ids.items() if k not in backup_ids} for tier, ids in shipped.items()}
+        pruned = {t: {k: v for k, v in ids.items() if k not in backup_ids or (tier is not None and t != tier)}
+                  for t, ids in shipped.items()}
         if pruned != shipped:
             replace_file(self.root / SHIPPED_NAME, json.dumps(pruned, indent=1, sort_keys=True) + "\n", mode=0o644)
 

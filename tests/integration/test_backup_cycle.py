@@ -7,16 +7,19 @@ retention keeps what a tier has not received yet."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timezone
 
 import pytest
 
 from backuptest import cli, keyring_with, settings, write_config
 from pgharbor.backup import ShippingFailed, run_backup
+from pgharbor.health import bucket_health, tier_health
 from pgharbor.intake import take_in
 from pgharbor.retention import Policy
 from pgharbor.s3settings import S3Settings
 from pgharbor.s3store import S3Store
 from pgharbor.store import Store
+from pgharbor.tierreport import disagreements
 from s3server import ADMIN, REGION
 from tcpproxy import TcpProxy
 
@@ -95,3 +98,30 @@ def test_cli_run_reports_each_tier(agent, tmp_path, s3_server):
     bad = write_config(tmp_path / "bad.json", s, tier3={"bucket": s.tier3.bucket, "prefix": "no-slash"})
     refused = cli(bad, "run")
     assert refused.returncode != 0 and "pg_backup_tier3.prefix must end with '/'" in refused.stderr
+
+
+def test_reship_what_a_tier_misses(agent, tmp_path, s3_server):
+    """A backup lost on tier 3 (removed there by hand) is named by the tier
+    comparison and shipped again by pgharbor-backup ship."""
+    s, _ = agent
+    s = replace(s, retention=None)
+    first = run_backup(s).manifest
+    second = run_backup(s).manifest
+    third = run_backup(s).manifest
+    bucket = S3Store(s.tier3)
+    [lost] = [b for b in bucket.backups() if b.id == second.id]
+    bucket.delete(lost)
+    reports = {"tier1": tier_health(s.directory, 2, datetime.now(timezone.utc)),
+               "tier3": bucket_health(bucket, 2, datetime.now(timezone.utc), "max_age_hours")}
+    problems, missing = disagreements(reports)
+    assert missing == {"tier3": [second.id]}
+    assert f"pgharbor-backup ship --tier tier3 --backup {second.id}" in problems[0]
+    config = write_config(tmp_path / "backup.json", s, tier3={"bucket": s.tier3.bucket, "prefix": s.tier3.prefix,
+                                                              "endpoint_url": s3_server.url, "region": REGION},
+                          tier3_credentials_file=str(tmp_path / "s3.json"))
+    (tmp_path / "s3.json").write_text('{"access_key_id": "a", "secret_access_key": "b"}')
+    shipped = cli(config, "ship", "--tier", "tier3", "--backup", second.id)
+    assert shipped.returncode == 0 and f"tier3: shipped {second.id}" in shipped.stdout, shipped.stderr
+    assert [b.id for b in bucket.backups()] == [first.id, second.id, third.id]
+    unknown = cli(config, "ship", "--tier", "tier3", "--backup", "appdb-20000101T000000Z")
+    assert unknown.returncode == 2 and "not in" in unknown.stderr
