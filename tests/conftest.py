@@ -110,7 +110,7 @@ def tier2_host(sshd, tmp_path):
         d.mkdir(parents=True, mode=0o700)
     identity = tmp_path / "db1_ed25519"
     public = keygen(identity, "db1")
-    sshd.authorize(public, f'restrict,command="rrsync -wo -no-del -no-overwrite {dirs["incoming"]}"')
+    sshd.authorize(public, f'restrict,command="rrsync -wo -no-del {dirs["incoming"]}"')
     target = SshTarget(host="127.0.0.1", port=sshd.port, user=sshd.user, identity=str(identity),
                        known_hosts=str(sshd.known_hosts(tmp_path / "known_hosts")), retries=0)
     return target, dirs

@@ -2,12 +2,12 @@
 incoming directory for this host.
 
 The backup server restricts the DB host's key to `rrsync -wo -no-del
--no-overwrite <incoming dir>`: the DB host can add files and nothing else,
-so it cannot read, list, replace or delete what is there. The artefact goes
-first and the manifest last, each in its own transfer; rsync writes each
-file under a temporary dot-name and renames it only once complete. The
-backup server's intake (intake.py) checks the artefact against the manifest
-before it becomes a backup there.
+<incoming dir>`: the DB host can add files there and nothing else; it cannot
+read, list or delete anything. The artefact goes first and the manifest
+last, each in its own transfer; rsync writes each file under a temporary
+dot-name and renames it only once complete. The backup server's intake
+(intake.py) checks the artefact against the manifest and moves both into
+the host's store, out of the DB host's reach, within a minute.
 
 The server's host key is pinned: a known_hosts file that Ansible wrote, and
 StrictHostKeyChecking=yes (never trust on first use).

@@ -1,6 +1,6 @@
 """Tier 2 against a real sshd on loopback whose key for the DB host is
 restricted as the backup_server role restricts it (restrict + rrsync
-write-only, no delete, no overwrite): a backup shipped and taken in by the
+write-only, no delete): a backup shipped and taken in by the
 intake; the restrictions hold; and the faults: a connection cut mid-rsync,
 an unpinned host key, a damaged arrival, a full disk on the server."""
 
@@ -52,34 +52,36 @@ def test_shipped_then_taken_in_after_the_server_checked_it(tier2_host, tmp_path)
     assert again.result == "duplicate" and visible(dirs["incoming"]) == []
 
 
-def test_the_db_host_key_can_neither_read_nor_delete_nor_overwrite(tier2_host, tmp_path):
+def test_the_db_host_key_can_neither_read_nor_delete_nor_reach_the_store(tier2_host, tmp_path):
     target, dirs = tier2_host
-    existing = dirs["incoming"] / "older.dump.zst.gpg"
-    existing.write_bytes(b"history")
-    ssh = target.ssh_command()
+    waiting = dirs["incoming"] / "arrived.dump.zst.gpg"
+    waiting.write_bytes(b"not taken in yet")
+    history = dirs["store"] / "older.dump.zst.gpg"
+    history.write_bytes(b"history")
+    ssh = " ".join(target.ssh_command())
     remote = f"{target.user}@{target.host}:"
-    # read
-    fetched = tmp_path / "fetched"
-    read = subprocess.run(["rsync", "-e", " ".join(ssh), f"{remote}older.dump.zst.gpg", str(fetched)],
-                          capture_output=True, text=True, check=False)
-    assert read.returncode != 0 and not fetched.exists()
-    assert "sending to read-only server" in read.stderr or "reading from write-only" in read.stderr.lower() \
-        or "not allowed" in read.stderr, read.stderr
+
+    def rsync(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["rsync", "-e", ssh, *args], capture_output=True, text=True, check=False)
+
+    # read: from its own directory, or the store through ..
+    for source in ("arrived.dump.zst.gpg", "../../store/db1/older.dump.zst.gpg"):
+        fetched = tmp_path / "fetched"
+        read = rsync(f"{remote}{source}", str(fetched))
+        assert read.returncode != 0 and not fetched.exists(), read.stderr
     # delete through rsync's options
     empty = tmp_path / "empty"
     empty.mkdir()
-    delete = subprocess.run(["rsync", "-r", "--delete", "-e", " ".join(ssh), f"{empty}/", remote],
-                            capture_output=True, text=True, check=False)
-    assert delete.returncode != 0, delete.stdout + delete.stderr
-    # replace an existing file
+    assert rsync("-r", "--delete", f"{empty}/", remote).returncode != 0
+    # write over the store through ..
     forged = tmp_path / "older.dump.zst.gpg"
     forged.write_bytes(b"forged content")
-    subprocess.run(rsync_argv(target, str(forged)), capture_output=True, check=False)
+    rsync(str(forged), f"{remote}../../store/db1/")
     # a shell, or any other command
-    shell = subprocess.run([*ssh, f"{target.user}@{target.host}", "rm", "-rf", str(dirs["incoming"])],
+    shell = subprocess.run([*target.ssh_command(), f"{target.user}@{target.host}", "rm", "-rf", str(dirs["store"])],
                            capture_output=True, text=True, check=False)
     assert shell.returncode != 0
-    assert existing.read_bytes() == b"history" and dirs["incoming"].is_dir()
+    assert history.read_bytes() == b"history" and waiting.read_bytes() == b"not taken in yet"
 
 
 def test_host_key_is_pinned(tier2_host, tmp_path, sshd):

@@ -63,13 +63,13 @@ def test_backup_server_layout_and_sshd_restrictions():
     assert incoming.user == "pgharbor-ship" and incoming.group == "pgharbor" and incoming.mode == 0o2770
     store = BACKUP.file(f"{ROOT}/store/bs-db")
     assert store.user == "pgharbor" and store.mode == 0o750
-    keys = BACKUP.file("/etc/pgharbor/ship-authorized-keys")
+    keys = BACKUP.file("/etc/ssh/pgharbor-ship-authorized-keys")
     assert keys.user == "root" and keys.mode == 0o644
-    assert f'restrict,command="/usr/bin/rrsync -wo -no-del -no-overwrite {ROOT}/incoming/bs-db" ssh-ed25519 ' \
+    assert f'restrict,command="/usr/bin/rrsync -wo -no-del {ROOT}/incoming/bs-db" ssh-ed25519 ' \
         in keys.content_string
     effective = BACKUP.run("sshd -T -C user=pgharbor-ship,host=bs-db,addr=10.0.0.1").stdout
     assert "permittty no" in effective and "allowtcpforwarding no" in effective
-    assert "authorizedkeysfile /etc/pgharbor/ship-authorized-keys" in effective
+    assert "authorizedkeysfile /etc/ssh/pgharbor-ship-authorized-keys" in effective
     # other logins keep the system's settings
     assert "authorizedkeysfile .ssh/authorized_keys" in BACKUP.run("sshd -T -C user=root,host=x,addr=10.0.0.1").stdout
     assert DB.file("/etc/pgharbor/tier2/id").mode == 0o600
