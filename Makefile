@@ -25,7 +25,7 @@ SSHD := $(STAMP)/openssh-server/usr/sbin/sshd
 	lab lab-image lab-test lab-down lab-clean bench-migrate bench-backup clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-14s %s\n", $$1, $$2 }'
+	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-14s %s\n", $$1, $$2 }'
 
 deps: system-deps venv ## install everything (Debian packages, virtualenv)
 
@@ -75,12 +75,18 @@ $(SSHD): | $(STAMP)/system-deps
 	@# sshd started as root drops privileges to this user (the package's postinst would create it)
 	id sshd >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /run/sshd --shell /usr/sbin/nologin sshd
 
+# Two scenarios at a time, the longest first (most of a scenario's time is
+# spent waiting on containers, not on the CPU); each scenario's output is
+# printed whole when it ends, and a failure stops the others from starting.
+SCENARIOS := migration backup_server pg_backup postgresql_server firewall pki base
 molecule: deps lab-image $(MOTO_WHEELS) ## every Molecule scenario
-	@for config in molecule/*/molecule.yml; do \
-		scenario=$$(basename $$(dirname $$config)); \
-		echo "== molecule test -s $$scenario"; \
-		molecule test -s $$scenario || exit 1; \
-	done
+	@missing="$(filter-out $(SCENARIOS),$(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))"; \
+	if [ -n "$$missing" ]; then echo "add these scenarios to SCENARIOS in the Makefile: $$missing"; exit 1; fi
+	$(MAKE) --no-print-directory -j2 --output-sync=target $(addprefix molecule-,$(SCENARIOS))
+
+molecule-%: deps lab-image $(MOTO_WHEELS) ## one Molecule scenario, for example make molecule-pg_backup
+	@echo "== molecule test -s $* ($$(date -u +%H:%M:%S))"
+	@start=$$(date +%s); molecule test -s $*; echo "== molecule $* passed in $$(( $$(date +%s) - start )) s"
 
 test: lint unit integration molecule lab-test ## everything CI runs
 

@@ -108,6 +108,9 @@ health:
     last_verification:
       description: C(tier1) only, the last verification that passed (level, seconds, restore_seconds).
       type: dict
+    retention:
+      description: C(tier2) only, the backup server's retention for this host.
+      type: dict
     problems:
       description: What makes the tier unhealthy, each naming the setting or the fix.
       type: list
@@ -147,8 +150,11 @@ def tier_report(p: dict, now: datetime) -> dict:
     if client is None:
         raise ConfigError(f"{p['host']} is not among this backup server's clients (backup_server_clients)")
     store = Path(config["root"]) / "store" / p["host"]
-    return tier_health(str(store), p["max_age_hours"] or float(client.get("max_age_hours", 2)), now,
-                       max_age_setting=f"backup_server_clients[{p['host']}].max_age_hours")
+    report = tier_health(str(store), p["max_age_hours"] or float(client.get("max_age_hours", 2)), now,
+                         max_age_setting=f"backup_server_clients[{p['host']}].max_age_hours")
+    # so that a sparser retention here is not taken for missing backups
+    report["retention"] = client.get("retention")
+    return report
 
 
 def main() -> None:

@@ -80,7 +80,8 @@ def host_health(root: Path, host: str, settings: dict, now: datetime) -> dict:
                          max_age_setting=f"backup_server_clients[{host}].max_age_hours")
     quarantined = sorted(p.name for p in dirs["quarantine"].iterdir()) if dirs["quarantine"].is_dir() else []
     arrivals = [a for a in last_arrivals(dirs["store"]) if a.get("result") in ("stored", "quarantined")]
-    report.update(host=host, quarantined=quarantined, last_arrival=arrivals[-1] if arrivals else None)
+    report.update(host=host, quarantined=quarantined, last_arrival=arrivals[-1] if arrivals else None,
+                  retention=settings.get("retention"))
     if quarantined:
         report["problems"].append(f"{len(quarantined)} file(s) in {dirs['quarantine']} failed their check on "
                                   "arrival: look at them, then remove them")

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from .manifest import parse_utc
+from .retention import Candidate, Policy, PolicyError, decide
+
 TIERS = ("tier1", "tier2", "tier3")
 
 
-def disagreements(reports: dict[str, dict]) -> tuple[list[str], dict[str, list[str]]]:
+def disagreements(reports: dict[str, dict], now: datetime) -> tuple[list[str], dict[str, list[str]]]:
     """(problems, {tier: ids tier 1 holds that the tier should hold but misses}).
 
     The same id must have the same SHA-256 everywhere. A tier-1 backup is
     missing from another tier when it is older than that tier's newest (so
-    not merely on its way) and newer than its oldest (so not merely removed
-    by the other tier's shorter retention)."""
+    not merely on its way) and that tier would keep it: by its retention
+    policy when the report carries one (a backup server keeping one a day
+    does not miss the hourly ones), else when it is newer than the tier's
+    oldest."""
     problems: list[str] = []
     missing: dict[str, list[str]] = {}
     by_tier = {tier: {b["id"]: b for b in r.get("backups", [])} for tier, r in reports.items()}
@@ -32,10 +37,10 @@ def disagreements(reports: dict[str, dict]) -> tuple[list[str], dict[str, list[s
     first = by_tier.get("tier1", {})
     for tier in TIERS[1:]:
         other = by_tier.get(tier)
-        if not other or tier not in reports:
+        if not other:
             continue
-        lo, hi = min(b["started"] for b in other.values()), max(b["started"] for b in other.values())
-        gone = sorted(bid for bid, b in first.items() if lo < b["started"] < hi and bid not in other)
+        gone = sorted(bid for bid, b in first.items()
+                      if bid not in other and _should_hold(reports[tier], other, b, now))
         if gone:
             missing[tier] = gone
             problems.append(f"{tier} misses {len(gone)} backup(s) that tier 1 holds ({', '.join(gone)}): ship them "
@@ -43,8 +48,21 @@ def disagreements(reports: dict[str, dict]) -> tuple[list[str], dict[str, list[s
     return problems, missing
 
 
+def _should_hold(report: dict, held: dict[str, dict], backup: dict, now: datetime) -> bool:
+    if backup["started"] >= max(b["started"] for b in held.values()):
+        return False  # newer than the tier's newest: still on its way (the shipping status says so)
+    try:
+        policy = Policy.from_dict(report["retention"], "retention") if report.get("retention") else None
+    except PolicyError:
+        policy = None
+    if policy is None:
+        return backup["started"] > min(b["started"] for b in held.values())
+    candidates = [Candidate(b["id"], parse_utc(b["started"]), True) for b in (*held.values(), backup)]
+    return any(d.keep and d.id == backup["id"] for d in decide(candidates, policy, now))
+
+
 def host_report(host: str, reports: dict[str, dict], now: datetime) -> dict:
-    problems, missing = disagreements(reports)
+    problems, missing = disagreements(reports, now)
     ages = {tier: r["newest_age_seconds"] for tier, r in reports.items() if r.get("newest_age_seconds") is not None}
     offsite = [ages[t] for t in TIERS[1:] if t in ages]
     drill = (reports.get("tier1") or {}).get("last_verification") or {}

@@ -113,7 +113,7 @@ def test_reship_what_a_tier_misses(agent, tmp_path, s3_server):
     bucket.delete(lost)
     reports = {"tier1": tier_health(s.directory, 2, datetime.now(timezone.utc)),
                "tier3": bucket_health(bucket, 2, datetime.now(timezone.utc), "max_age_hours")}
-    problems, missing = disagreements(reports)
+    problems, missing = disagreements(reports, datetime.now(timezone.utc))
     assert missing == {"tier3": [second.id]}
     assert f"pgharbor-backup ship --tier tier3 --backup {second.id}" in problems[0]
     config = write_config(tmp_path / "backup.json", s, tier3={"bucket": s.tier3.bucket, "prefix": s.tier3.prefix,

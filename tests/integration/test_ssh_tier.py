@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pgharbor.intake import last_arrivals, take_in
-from pgharbor.sshship import ShipError, SshTarget, rsync_argv, ship
+from pgharbor.sshship import ShipError, SshTarget, ship
 from pgharbor.store import Store
 from backuptest import REPO, synthetic
 from sshserver import keygen
