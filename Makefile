@@ -22,7 +22,7 @@ MOTO_WHEELS := lab/.cache/moto-wheels.tar
 SSHD := $(STAMP)/openssh-server/usr/sbin/sshd
 
 .PHONY: help deps system-deps venv lint yamllint ansible-lint unit integration molecule test \
-	lab lab-image lab-test lab-down lab-clean bench-migrate bench-backup clean
+	lab lab-image lab-test lab-down lab-clean bench-migrate bench-backup bench-ship clean
 
 help: ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-14s %s\n", $$1, $$2 }'
@@ -116,6 +116,9 @@ lab-clean: lab-down ## lab-down, then remove the cached base image too
 # Not part of `make test`: speed is measured, not asserted (benchmarks/README.md).
 bench-backup: deps ## a pgharbor backup against the bare pg_dump, and the restore drill, 1 GB (about 15 min)
 	$(PY) benchmarks/backup.py --scale 1 --rounds 3
+
+bench-ship: deps $(SSHD) ## shipping to tiers 2 and 3 against plain rsync and boto3 upload_file, 1 GB (about 5 min)
+	$(PY) benchmarks/ship.py --size-gb 1 --rounds 3
 
 bench-migrate: deps ## pg_migrate and pg_compare against pg_dump/pg_restore and pgcopydb, 1 GB (about 25 min)
 	@dpkg-query -W -f='$${Status}\n' pgcopydb 2>/dev/null | grep -q '^install ok installed' || \

@@ -92,6 +92,21 @@ def test_timer_backup_reaches_all_three_tiers():
     assert server.rc == 0 and json.loads(server.stdout)[0]["healthy"]
 
 
+def test_status_playbook_shows_three_healthy_tiers(run_playbook, tmp_path):
+    wait_for(lambda: sorted(set(tier1()) & set(tier2()) & set(tier3())))
+    s3_address = S3.run("hostname -I").stdout.split()[0]
+    status = run_playbook("../../playbooks/status.yml", extra_vars={
+        "status_s3_endpoint_url": f"http://{s3_address}:9000", "status_s3_access_key_id": "x",
+        "status_s3_secret_access_key": "y", "status_report_dir": str(tmp_path),
+        "status_prometheus_dir": "/tmp"})
+    assert status.returncode == 0, status.stdout
+    assert "bs-db: ok" in status.stdout and "RPO now" in status.stdout
+    report = json.loads((tmp_path / "backup-status-bs-db.json").read_text())
+    assert set(report["tiers"]) == {"tier1", "tier2", "tier3"} and report["healthy"]
+    metrics = DB.file("/tmp/pgharbor_backup.prom").content_string
+    assert 'pgharbor_backup_tier_healthy{host="bs-db",tier="tier2"} 1' in metrics
+
+
 def ship_as_db_host(args: str):
     ssh = ("ssh -i /etc/pgharbor/tier2/id -o UserKnownHostsFile=/etc/pgharbor/tier2/known_hosts "
            "-o StrictHostKeyChecking=yes -o BatchMode=yes")
