@@ -19,36 +19,11 @@ description:
   - Never changes anything; an unhealthy tier is reported in RV(health.problems), not as a failure.
 version_added: "0.1.0"
 author: pgharbor
-extends_documentation_fragment:
-  - pgharbor_attributes
+extends_documentation_fragment: [pgharbor_tier, pgharbor_attributes]
 options:
-  tier:
-    description: Which tier to read.
-    type: str
-    choices: [tier1, tier2, tier3]
-    default: tier1
-  config:
-    description:
-      - The settings file of the role that runs the tier; default C(/etc/pgharbor/backup.json) for C(tier1) and
-        C(/etc/pgharbor/backup-server.json) for C(tier2). Not used for C(tier3).
-    type: path
-  host:
-    description: For C(tier2), the DB host whose backups to read (its name in C(backup_server_clients)).
-    type: str
   max_age_hours:
     description: The newest backup may not be older than this; default the role's setting (tiers 1, 2), else 2.
     type: float
-  s3:
-    description: For C(tier3), the bucket as in C(pg_backup_tier3) (bucket, prefix, endpoint_url, region, ...).
-    type: dict
-  access_key_id:
-    description: For C(tier3), an access key that may list and read the prefix.
-    type: str
-  secret_access_key:
-    description: Its secret.
-    type: str
-requirements:
-  - boto3 (for C(tier3))
 """
 
 EXAMPLES = r"""
@@ -127,49 +102,33 @@ healthy:
 """
 
 from datetime import datetime, timezone
-from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.config import ConfigError, load_config
+from ansible.module_utils.pgharbor.config import ConfigError
 from ansible.module_utils.pgharbor.health import bucket_health, tier_health
-from ansible.module_utils.pgharbor.s3settings import S3Error, S3Settings
-
-DEFAULT_CONFIGS = {"tier1": "/etc/pgharbor/backup.json", "tier2": "/etc/pgharbor/backup-server.json"}
+from ansible.module_utils.pgharbor.s3settings import S3Error
+from ansible.module_utils.pgharbor.tierargs import TIER_REQUIRED_IF, bucket, client, tier_config, tier_options
 
 
 def tier_report(p: dict, now: datetime) -> dict:
     if p["tier"] == "tier3":
-        from ansible.module_utils.pgharbor.s3store import S3Store
-        settings = S3Settings.from_dict({**p["s3"], "access_key_id": p["access_key_id"],
-                                         "secret_access_key": p["secret_access_key"]}, "s3")
-        return bucket_health(S3Store(settings), p["max_age_hours"] or 2, now, "max_age_hours")
-    config = load_config(p["config"] or DEFAULT_CONFIGS[p["tier"]])
+        return bucket_health(bucket(p), p["max_age_hours"] or 2, now, "max_age_hours")
+    config = tier_config(p)
     if p["tier"] == "tier1":
         return tier_health(config["directory"], p["max_age_hours"] or float(config.get("max_age_hours", 2)), now)
-    client = config.get("hosts", {}).get(p["host"])
-    if client is None:
-        raise ConfigError(f"{p['host']} is not among this backup server's clients (backup_server_clients)")
-    store = Path(config["root"]) / "store" / p["host"]
-    report = tier_health(str(store), p["max_age_hours"] or float(client.get("max_age_hours", 2)), now,
+    settings, store = client(config, p["host"])
+    report = tier_health(str(store), p["max_age_hours"] or float(settings.get("max_age_hours", 2)), now,
                          max_age_setting=f"backup_server_clients[{p['host']}].max_age_hours")
     # so that a sparser retention here is not taken for missing backups
-    report["retention"] = client.get("retention")
+    report["retention"] = settings.get("retention")
     return report
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "tier": {"type": "str", "choices": ["tier1", "tier2", "tier3"], "default": "tier1"},
-            "config": {"type": "path"},
-            "host": {"type": "str"},
-            "max_age_hours": {"type": "float"},
-            "s3": {"type": "dict"},
-            "access_key_id": {"type": "str", "no_log": True},
-            "secret_access_key": {"type": "str", "no_log": True},
-        },
+        argument_spec={**tier_options(), "max_age_hours": {"type": "float"}},
         supports_check_mode=True,
-        required_if=[("tier", "tier2", ["host"]), ("tier", "tier3", ["s3"])],
+        required_if=TIER_REQUIRED_IF,
     )
     try:
         health = tier_report(module.params, datetime.now(timezone.utc))

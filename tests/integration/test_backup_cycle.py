@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from ansiblerun import run_module
 from backuptest import cli, keyring_with, settings, write_config
 from pgharbor.backup import ShippingFailed, run_backup
 from pgharbor.health import bucket_health, tier_health
@@ -125,3 +126,27 @@ def test_reship_what_a_tier_misses(agent, tmp_path, s3_server):
     assert [b.id for b in bucket.backups()] == [first.id, second.id, third.id]
     unknown = cli(config, "ship", "--tier", "tier3", "--backup", "appdb-20000101T000000Z")
     assert unknown.returncode == 2 and "not in" in unknown.stderr
+
+
+def test_info_and_report_modules(agent, repo, tmp_path, s3_server):
+    """pg_backup_info per tier and pg_backup_report through real
+    ansible-playbook, as status.yml runs them."""
+    s, _ = agent
+    run_backup(s)
+    config = write_config(tmp_path / "backup.json", s, max_age_hours=1)
+    rc, tier1, log = run_module(repo, tmp_path, "pg_backup_info", {"config": str(config)})
+    assert rc == 0 and tier1["healthy"] and tier1["health"]["count"] == 1, log
+    s3 = {"bucket": s.tier3.bucket, "prefix": s.tier3.prefix, "endpoint_url": s3_server.url, "region": REGION}
+    creds = {"access_key_id": ADMIN["aws_access_key_id"], "secret_access_key": ADMIN["aws_secret_access_key"]}
+    rc, tier3, log = run_module(repo, tmp_path, "pg_backup_info", {"tier": "tier3", "s3": s3, **creds})
+    assert rc == 0 and tier3["health"]["newest"] == tier1["health"]["newest"], log
+    assert ADMIN["aws_secret_access_key"] not in log
+    rc, out, log = run_module(repo, tmp_path, "pg_backup_report",
+                              {"host": "db1", "tiers": {"tier1": tier1["health"], "tier3": tier3["health"]}})
+    assert rc == 0 and out["report"]["healthy"] and out["table"][0] == "db1: ok", log
+    assert 'pgharbor_backup_count{host="db1",tier="tier3"} 1' in out["prometheus"]
+    # an unreachable bucket is a failure naming the tier
+    rc, down, log = run_module(repo, tmp_path, "pg_backup_info",
+                               {"tier": "tier3", "s3": {**s3, "endpoint_url": "http://127.0.0.1:1", "max_attempts": 1},
+                                **creds})
+    assert rc != 0 and down["msg"].startswith("tier3: cannot list s3://"), log

@@ -4,9 +4,11 @@ kept; the newest verified backup survives a policy that keeps nothing else."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime, timedelta, timezone
 
+from ansiblerun import run_module
 from backuptest import synthetic
 from pgharbor.prune import prune_bucket, prune_store
 from pgharbor.retention import Policy
@@ -91,3 +93,30 @@ def test_bucket_retention(s3_server, tmp_path):
     assert [b.id for b in tier3.backups()] == [backups[1].id, backups[0].id]
     keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
     assert len(keys) == 4 and not any(backups[3].id in k for k in keys)
+
+
+def test_retention_module_dry_run_then_apply(repo, tmp_path, s3_server):
+    """pg_backup_retention through real ansible-playbook: check mode removes
+    nothing and says why; a real run removes what it said."""
+    tier1 = tmp_path / "tier1"
+    tier1.mkdir()
+    backups = daily(tier1, 4)
+    config = tmp_path / "backup.json"
+    config.write_text(json.dumps({"directory": str(tier1), "retention": {"daily": 2}}))
+    rc, dry, log = run_module(repo, tmp_path, "pg_backup_retention", {"config": str(config)}, check=True)
+    assert rc == 0 and dry["changed"], log
+    assert dry["removed"] == [backups[2].id, backups[3].id] and len(Store(tier1).backups()) == 4
+    assert dry["decisions"][2]["reasons"] == ["outside the policy (2 daily)"]
+    rc, done, log = run_module(repo, tmp_path, "pg_backup_retention", {"config": str(config)})
+    assert rc == 0 and done["removed"] == dry["removed"], log
+    assert [b.id for b in Store(tier1).backups()] == [backups[1].id, backups[0].id]
+    rc, again, log = run_module(repo, tmp_path, "pg_backup_retention", {"config": str(config)})
+    assert rc == 0 and not again["changed"] and again["removed"] == []
+    # tier 3 needs a policy of its own, and the credentials never show
+    bucket = s3_server.bucket("retention-module")
+    s3 = {"bucket": bucket, "prefix": "db1/", "endpoint_url": s3_server.url, "region": REGION}
+    rc, refused, log = run_module(repo, tmp_path, "pg_backup_retention",
+                                  {"tier": "tier3", "s3": s3, "access_key_id": ADMIN["aws_access_key_id"],
+                                   "secret_access_key": ADMIN["aws_secret_access_key"]})
+    assert rc != 0 and "tier 3 has no policy of its own" in refused["msg"]
+    assert ADMIN["aws_secret_access_key"] not in log

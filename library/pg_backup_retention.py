@@ -1,0 +1,98 @@
+#!/usr/bin/python
+"""Ansible wrapper around pgharbor.prune: retention applied to one tier."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: pg_backup_retention
+short_description: Apply a retention policy to one tier of backups, or say what it would remove and why
+description:
+  - "Decides from each backup's own start time (its manifest) which backups a policy keeps: grandfather-father-son
+    (O(policy.hourly), O(policy.daily), O(policy.weekly), O(policy.monthly): how many of each period's newest) and/or
+    O(policy.max_age_days). A backup is kept when any rule keeps it."
+  - Always kept, whatever the policy; the newest backup, the newest verified one, one that a restore or a
+    verification is reading (tiers 1 and 2).
+  - "O(tier=tier1) and O(tier=tier2) work on a directory on the host (the DB host's own, the backup server's store for
+    O(host)); their timers already apply the role's policy after each run, so this is for a dry run or a one-off
+    policy. O(tier=tier3) works on a bucket with credentials that may list and delete (run it on the controller; the
+    DB hosts' keys may only put objects)."
+  - In check mode nothing is removed; RV(decisions) says what would go and why.
+version_added: "0.1.0"
+author: pgharbor
+extends_documentation_fragment: [pgharbor_tier, pgharbor_attributes]
+options:
+  policy:
+    description: The retention policy; default the role's (C(pg_backup_retention), the backup server's for O(host)).
+    type: dict
+"""
+
+EXAMPLES = r"""
+- name: What tier 3's retention would remove (run with --check), or remove it
+  pg_backup_retention:
+    tier: tier3
+    s3: "{{ pg_backup_tier3 }}"
+    policy: {daily: 30, monthly: 12}
+    access_key_id: "{{ vault_backup_retention_access_key_id }}"
+    secret_access_key: "{{ vault_backup_retention_secret_access_key }}"
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+decisions:
+  description: One decision per backup, newest first, with C(id), C(started), C(keep) and the C(reasons).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{id: buffer-20261202T110000Z, keep: true, reasons: [newest backup, daily 1/30]},
+           {id: buffer-20261001T110000Z, keep: false, reasons: ["outside the policy (30 daily, 12 monthly)"]}]
+removed:
+  description: Ids removed (in check mode, that would be removed).
+  returned: always
+  type: list
+  elements: str
+"""
+
+from datetime import datetime, timezone
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pgharbor.config import ConfigError
+from ansible.module_utils.pgharbor.prune import prune_bucket, prune_store
+from ansible.module_utils.pgharbor.retention import Decision, Policy, PolicyError
+from ansible.module_utils.pgharbor.s3settings import S3Error
+from ansible.module_utils.pgharbor.store import Store
+from ansible.module_utils.pgharbor.tierargs import TIER_REQUIRED_IF, bucket, client, tier_config, tier_options
+
+
+def decide_and_prune(p: dict, dry_run: bool) -> list[Decision]:
+    now = datetime.now(timezone.utc)
+    if p["tier"] == "tier3":
+        if not p["policy"]:
+            raise PolicyError("policy: tier 3 has no policy of its own on the hosts; give one")
+        return prune_bucket(bucket(p), Policy.from_dict(p["policy"], "policy"), now, dry_run=dry_run)
+    config = tier_config(p)
+    if p["tier"] == "tier1":
+        policy = Policy.from_dict(p["policy"] or config.get("retention") or {}, "policy (pg_backup_retention)")
+        return prune_store(Store(config["directory"]), policy, now, dry_run=dry_run)
+    settings, store = client(config, p["host"])
+    policy = Policy.from_dict(p["policy"] or settings.get("retention") or {},
+                              f"backup_server_clients[{p['host']}].retention")
+    return prune_store(Store(store), policy, now, dry_run=dry_run, all_verified=True)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={**tier_options(), "policy": {"type": "dict"}},
+        supports_check_mode=True,
+        required_if=TIER_REQUIRED_IF,
+    )
+    try:
+        decisions = decide_and_prune(module.params, module.check_mode)
+    except (ConfigError, PolicyError, S3Error, OSError, KeyError) as exc:
+        module.fail_json(msg=f"{module.params['tier']}: {exc}")
+    removed = [d.id for d in decisions if not d.keep]
+    module.exit_json(changed=bool(removed), decisions=[d.as_dict() for d in decisions], removed=removed)
+
+
+if __name__ == "__main__":
+    main()
