@@ -74,6 +74,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+source_tier:
+  description: The tier the backup was taken from (the first in O(source) that had it).
+  returned: state=restored
+  type: str
+  sample: tier3
+skipped_tiers:
+  description: The tiers tried before, each with why it did not serve.
+  returned: state=restored
+  type: list
+  elements: str
+  sample: ["tier1: no complete backup 'buffer-20261124T080000Z' in /var/backups/pgharbor (see: pgharbor-backup list)"]
 backup:
   description: Id of the backup restored.
   returned: state=restored
@@ -106,11 +117,12 @@ import os
 import psycopg
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgharbor.config import ConfigError
-from ansible.module_utils.pgharbor.backupargs import backup_directory, backup_source_options
+from ansible.module_utils.pgharbor.backupargs import backup_source_options, backup_sources
 from ansible.module_utils.pgharbor.connargs import conninfo
+from ansible.module_utils.pgharbor.fetch import FetchError, fetched
 from ansible.module_utils.pgharbor.gpgkeys import KeyProblem, secret_keyring
 from ansible.module_utils.pgharbor.restore import RestoreError
-from ansible.module_utils.pgharbor.store import Store, StoreError
+from ansible.module_utils.pgharbor.store import StoreError
 from ansible.module_utils.pgharbor.swap import restore_new, swap, undo
 
 
@@ -130,26 +142,28 @@ def main() -> None:
     )
     p = module.params
     try:
-        directory = backup_directory(p)
+        sources = backup_sources(p)
     except ConfigError as exc:
         module.fail_json(msg=str(exc))
+    directory = sources.directory
     admin = conninfo(p, "server")
     restored = p["restore_name"] or f"{p['database']}_restore"
     state_file = p["state_file"] or os.path.join(directory, ".restore-state.json")
     try:
         if p["state"] == "restored":
-            backup = Store(directory).choose(p["backup"])
-            if module.check_mode:
-                module.exit_json(changed=True, backup=backup.id)
-            with secret_keyring(p["private_key"], p["passphrase"]) as keyring:
-                changed, preview = restore_new(backup, keyring, admin, p["database"], restored)
-            module.exit_json(changed=changed, backup=backup.id, preview=preview.as_dict())
+            with fetched(p["backup"], sources) as found:
+                where = {"backup": found.backup.id, "source_tier": found.tier, "skipped_tiers": found.skipped}
+                if module.check_mode:
+                    module.exit_json(changed=True, **where)
+                with secret_keyring(p["private_key"], p["passphrase"]) as keyring:
+                    changed, preview = restore_new(found.backup, keyring, admin, p["database"], restored)
+            module.exit_json(changed=changed, preview=preview.as_dict(), **where)
         if module.check_mode:
             module.exit_json(changed=os.path.exists(state_file) != (p["state"] == "swapped"))
         if p["state"] == "swapped":
             module.exit_json(**swap(admin, p["database"], restored, state_file))
         module.exit_json(**undo(admin, state_file))
-    except (StoreError, RestoreError, KeyProblem, psycopg.Error) as exc:
+    except (StoreError, RestoreError, KeyProblem, FetchError, psycopg.Error) as exc:
         module.fail_json(msg=str(exc))
 
 

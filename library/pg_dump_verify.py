@@ -54,6 +54,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+source_tier:
+  description: The tier the backup was taken from (the first in O(source) that had it).
+  returned: always
+  type: str
+  sample: tier3
+skipped_tiers:
+  description: The tiers tried before, each with why it did not serve.
+  returned: always
+  type: list
+  elements: str
+  sample: ["tier1: no complete backup 'buffer-20261124T080000Z' in /var/backups/pgharbor (see: pgharbor-backup list)"]
 backup:
   description: Id of the backup verified.
   returned: always
@@ -81,9 +92,10 @@ from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgharbor.config import ConfigError
-from ansible.module_utils.pgharbor.backupargs import backup_directory, backup_source_options
+from ansible.module_utils.pgharbor.backupargs import backup_source_options, backup_sources
 from ansible.module_utils.pgharbor.connargs import conninfo
 from ansible.module_utils.pgharbor.dumpverify import LEVELS, VerifyError, verify
+from ansible.module_utils.pgharbor.fetch import FetchError, fetched
 from ansible.module_utils.pgharbor.store import Store, StoreError
 
 
@@ -99,20 +111,23 @@ def main() -> None:
         required_if=[("level", "readable", ["private_key"]), ("level", "restore", ["private_key", "server"])],
     )
     p = module.params
-    try:
-        directory = backup_directory(p)
-        store = Store(directory)
-        backup = store.choose(p["backup"])
-    except (ConfigError, StoreError) as exc:
-        module.fail_json(msg=str(exc))
     server = conninfo(p, "server") if p["server"] else None
-    age = int((datetime.now(timezone.utc) - backup.manifest.started_at).total_seconds())
-    common = {"changed": False, "backup": backup.id, "age_seconds": age, "size": backup.manifest.size}
     try:
-        record = verify(backup, p["level"], private_key=p["private_key"], passphrase=p["passphrase"], server=server)
-    except VerifyError as exc:
-        _note(module, store, exc.verification.as_dict())
-        module.fail_json(msg=str(exc), verification=exc.verification.as_dict(), **common)
+        sources = backup_sources(p)
+        store = Store(sources.directory)
+        with fetched(p["backup"], sources) as found:
+            backup = found.backup
+            age = int((datetime.now(timezone.utc) - backup.manifest.started_at).total_seconds())
+            common = {"changed": False, "backup": backup.id, "age_seconds": age, "size": backup.manifest.size,
+                      "source_tier": found.tier, "skipped_tiers": found.skipped}
+            try:
+                record = verify(backup, p["level"], private_key=p["private_key"], passphrase=p["passphrase"],
+                                server=server)
+            except VerifyError as exc:
+                _note(module, store, exc.verification.as_dict())
+                module.fail_json(msg=str(exc), verification=exc.verification.as_dict(), **common)
+    except (ConfigError, StoreError, FetchError) as exc:
+        module.fail_json(msg=str(exc))
     _note(module, store, record.as_dict())
     module.exit_json(verification=record.as_dict(), **common)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from .config import ConfigError, load_config
+from .fetch import Sources
+from .s3settings import S3Error, S3Settings
 
 DEFAULT_CONFIG = "/etc/pgharbor/backup.json"
 
@@ -17,6 +19,10 @@ def backup_source_options() -> dict[str, dict[str, Any]]:
         "backup": {"type": "str", "default": "latest"},
         "private_key": {"type": "str", "no_log": True},
         "passphrase": {"type": "str", "no_log": True},
+        "source": {"type": "list", "elements": "str", "choices": ["tier1", "tier3"], "default": ["tier1"]},
+        "s3": {"type": "dict"},
+        "s3_access_key_id": {"type": "str", "no_log": True},
+        "s3_secret_access_key": {"type": "str", "no_log": True},
     }
 
 
@@ -26,3 +32,20 @@ def backup_directory(params: dict[str, Any]) -> str:
     if not directory:
         raise ConfigError(f"no backup directory: set directory, or pg_backup_directory in {params['config']}")
     return directory
+
+
+def backup_sources(params: dict[str, Any]) -> Sources:
+    """Where to look for the backup, in order: tier 1 (the directory), then
+    tier 3 (the bucket of the pg_backup role's settings, or s3), read with
+    the credentials given here (the host's own may only put objects)."""
+    directory = backup_directory(params)
+    tier3 = None
+    if "tier3" in params["source"]:
+        bucket = params["s3"] or (load_config(params["config"]).get("tier3") if params["config"] else None)
+        if bucket:
+            try:
+                tier3 = S3Settings.from_dict({**bucket, "access_key_id": params["s3_access_key_id"],
+                                              "secret_access_key": params["s3_secret_access_key"]}, "s3")
+            except S3Error as exc:
+                raise ConfigError(str(exc)) from exc
+    return Sources(directory=directory, order=list(params["source"]), tier3=tier3)

@@ -14,11 +14,12 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from .atomicfile import replace_file
 from .manifest import ARTEFACT_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, Manifest, ManifestError, parse_utc
@@ -58,6 +59,42 @@ def reading(backup: Backup) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+B = TypeVar("B", bound="HasManifest")
+
+
+class HasManifest(Protocol):
+    @property
+    def manifest(self) -> Manifest: ...
+
+    @property
+    def id(self) -> str: ...
+
+
+def choose(backups: Sequence[B], which: str, where: str) -> B:
+    """From complete backups (oldest first): latest, a backup id, or
+    before:<ISO time> (the newest backup that started before that time; a
+    time without a zone is UTC). where names the tier in messages."""
+    if which.startswith("before:"):
+        try:
+            limit = parse_utc(which.removeprefix("before:"))
+        except ValueError:
+            raise StoreError(f"{which!r}: give before:<ISO time>, for example before:2026-11-24T10:00:00Z") from None
+        if limit.tzinfo is None:
+            limit = limit.replace(tzinfo=timezone.utc)
+        earlier = [b for b in backups if b.manifest.started_at < limit]
+        if not earlier:
+            raise StoreError(f"no complete backup in {where} started before {limit.isoformat()}")
+        return earlier[-1]
+    if which == "latest":
+        if not backups:
+            raise StoreError(f"no complete backup in {where}")
+        return backups[-1]
+    for backup in backups:
+        if backup.id == which:
+            return backup
+    raise StoreError(f"no complete backup {which!r} in {where} (see: pgharbor-backup list)")
 
 
 class HashingWriter:
@@ -160,28 +197,7 @@ class Store:
         return sorted(found, key=lambda b: (b.manifest.started, b.id))
 
     def choose(self, which: str) -> Backup:
-        """latest, a backup id, or before:<ISO time> (the newest backup that
-        started before that time; a time without a zone is UTC)."""
-        backups = self.backups()
-        if which.startswith("before:"):
-            try:
-                limit = parse_utc(which.removeprefix("before:"))
-            except ValueError:
-                raise StoreError(f"{which!r}: give before:<ISO time>, for example before:2026-11-24T10:00:00Z") from None
-            if limit.tzinfo is None:
-                limit = limit.replace(tzinfo=timezone.utc)
-            backups = [b for b in backups if b.manifest.started_at < limit]
-            if not backups:
-                raise StoreError(f"no complete backup in {self.root} started before {limit.isoformat()}")
-            return backups[-1]
-        if which == "latest":
-            if not backups:
-                raise StoreError(f"no complete backup in {self.root}")
-            return backups[-1]
-        for backup in backups:
-            if backup.id == which:
-                return backup
-        raise StoreError(f"no complete backup {which!r} in {self.root} (see: pgharbor-backup list)")
+        return choose(self.backups(), which, str(self.root))
 
     def in_use(self, backup: Backup) -> bool:
         try:

@@ -26,4 +26,23 @@ options:
   passphrase:
     description: Passphrase of O(private_key).
     type: str
+  source:
+    description:
+      - The tiers to take the backup from, nearest first; a tier that is down or does not hold the backup is skipped
+        (and named in the result) and the next one is tried. C(tier1) is the directory on the host; C(tier3) the
+        bucket (O(s3), else the pg_backup role's C(pg_backup_tier3)), downloaded next to tier 1 with its SHA-256
+        checked, and removed afterwards.
+    type: list
+    elements: str
+    choices: [tier1, tier3]
+    default: [tier1]
+  s3:
+    description: The bucket for C(tier3), as in C(pg_backup_tier3); default the pg_backup role's.
+    type: dict
+  s3_access_key_id:
+    description: An access key that may list and read the bucket's prefix (from the vault; the host's own may only put).
+    type: str
+  s3_secret_access_key:
+    description: Its secret.
+    type: str
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,37 @@ def test_info_and_report_modules(agent, repo, tmp_path, s3_server):
                                {"tier": "tier3", "s3": {**s3, "endpoint_url": "http://127.0.0.1:1", "max_attempts": 1},
                                 **creds})
     assert rc != 0 and down["msg"].startswith("tier3: cannot list s3://"), log
+
+
+def test_verify_and_restore_fall_back_to_tier3(agent, repo, tmp_path, s3_server, backup_keys):
+    """A backup tier 1 no longer holds comes from the bucket; a tier that is
+    down is named, and the next one is tried."""
+    s, _ = agent
+    gone = run_backup(s).manifest
+    run_backup(s)
+    # tier 1's retention (hourly: 1) has removed it; tiers 2 and 3 hold it
+    assert gone.id not in [b.id for b in Store(s.directory).backups()]
+    config = write_config(tmp_path / "backup.json", s)
+    s3 = {"bucket": s.tier3.bucket, "prefix": s.tier3.prefix, "endpoint_url": s3_server.url, "region": REGION}
+    creds = {"s3_access_key_id": ADMIN["aws_access_key_id"], "s3_secret_access_key": ADMIN["aws_secret_access_key"]}
+    args = {"config": str(config), "backup": gone.id, "level": "readable", "private_key": backup_keys.escrow.secret,
+            "source": ["tier1", "tier3"], "s3": s3, **creds}
+    rc, out, log = run_module(repo, tmp_path, "pg_dump_verify", args)
+    assert rc == 0 and out["source_tier"] == "tier3", log
+    assert out["skipped_tiers"][0].startswith(f"tier1: no complete backup {gone.id!r}")
+    assert out["verification"]["passed"] == ["checksum", "readable"]
+    assert not (Path(s.directory) / ".fetched").exists(), "the downloaded copy is removed"
+    # pg_backup_restore finds it the same way (check mode: found, nothing restored)
+    restore_args = {k: v for k, v in args.items() if k != "level"}
+    rc, would, log = run_module(repo, tmp_path, "pg_backup_restore", {**restore_args, "database": "appdb",
+                                                                      "server": s.conninfo}, check=True)
+    assert rc == 0 and would["changed"] and would["source_tier"] == "tier3" and would["backup"] == gone.id, log
+    # the newest is still on tier 1: no download
+    rc, near, log = run_module(repo, tmp_path, "pg_dump_verify", {**args, "backup": "latest"})
+    assert rc == 0 and near["source_tier"] == "tier1" and near["skipped_tiers"] == [], log
+    # the bucket down, the backup nowhere else
+    down = {**args, "s3": {**s3, "endpoint_url": "http://127.0.0.1:1", "max_attempts": 1}}
+    rc, failed, log = run_module(repo, tmp_path, "pg_dump_verify", down)
+    assert rc != 0 and f"backup '{gone.id}' is in no tier that answered: tier1: " in failed["msg"], log
+    assert "tier3: cannot list s3://" in failed["msg"]
+    assert ADMIN["aws_secret_access_key"] not in log and "PRIVATE KEY" not in log

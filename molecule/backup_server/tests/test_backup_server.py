@@ -96,8 +96,8 @@ def test_status_playbook_shows_three_healthy_tiers(run_playbook, tmp_path):
     wait_for(lambda: sorted(set(tier1()) & set(tier2()) & set(tier3())))
     s3_address = S3.run("hostname -I").stdout.split()[0]
     status = run_playbook("../../playbooks/status.yml", extra_vars={
-        "status_s3_endpoint_url": f"http://{s3_address}:9000", "status_s3_access_key_id": "x",
-        "status_s3_secret_access_key": "y", "status_report_dir": str(tmp_path),
+        "status_s3_endpoint_url": f"http://{s3_address}:9000", "backup_reader_s3_access_key_id": "x",
+        "backup_reader_s3_secret_access_key": "y", "status_report_dir": str(tmp_path),
         "status_prometheus_dir": "/tmp"})
     assert status.returncode == 0, status.stdout
     assert "bs-db: ok" in status.stdout and "RPO now" in status.stdout
