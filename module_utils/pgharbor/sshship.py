@@ -111,4 +111,9 @@ def _explain(code: int, stderr: str) -> _Problem:
                         "backup_server authorizes it", False)
     if "No space left on device" in stderr or "Disk quota exceeded" in stderr:
         return _Problem(f"the backup server's disk is full ({said}): free space there or grow it", False)
+    if code == 11:
+        # a file I/O error on the receiving side; its message does not always arrive before the connection closes
+        detail = f": {said}" if said else ""
+        return _Problem(f"the backup server could not write the file (rsync exit 11, file I/O error{detail}): "
+                        "is its disk full? free space there, or check its incoming directory", False)
     return _Problem(f"rsync exit {code}: {said or 'no message'}", code in (10, 12, 30, 35, 255))
