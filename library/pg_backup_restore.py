@@ -117,7 +117,7 @@ import os
 import psycopg
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgharbor.config import ConfigError
-from ansible.module_utils.pgharbor.backupargs import backup_source_options, backup_sources
+from ansible.module_utils.pgharbor.backupargs import backup_directory, backup_source_options, backup_sources
 from ansible.module_utils.pgharbor.connargs import conninfo
 from ansible.module_utils.pgharbor.fetch import FetchError, fetched
 from ansible.module_utils.pgharbor.gpgkeys import KeyProblem, secret_keyring
@@ -142,16 +142,15 @@ def main() -> None:
     )
     p = module.params
     try:
-        sources = backup_sources(p)
+        directory = backup_directory(p)
     except ConfigError as exc:
         module.fail_json(msg=str(exc))
-    directory = sources.directory
     admin = conninfo(p, "server")
     restored = p["restore_name"] or f"{p['database']}_restore"
     state_file = p["state_file"] or os.path.join(directory, ".restore-state.json")
     try:
         if p["state"] == "restored":
-            with fetched(p["backup"], sources) as found:
+            with backup_sources(p) as sources, fetched(p["backup"], sources) as found:
                 where = {"backup": found.backup.id, "source_tier": found.tier, "skipped_tiers": found.skipped}
                 if module.check_mode:
                     module.exit_json(changed=True, **where)
@@ -163,7 +162,7 @@ def main() -> None:
         if p["state"] == "swapped":
             module.exit_json(**swap(admin, p["database"], restored, state_file))
         module.exit_json(**undo(admin, state_file))
-    except (StoreError, RestoreError, KeyProblem, FetchError, psycopg.Error) as exc:
+    except (StoreError, RestoreError, KeyProblem, FetchError, ConfigError, psycopg.Error) as exc:
         module.fail_json(msg=str(exc))
 
 

@@ -113,9 +113,8 @@ def main() -> None:
     p = module.params
     server = conninfo(p, "server") if p["server"] else None
     try:
-        sources = backup_sources(p)
-        store = Store(sources.directory)
-        with fetched(p["backup"], sources) as found:
+        with backup_sources(p) as sources, fetched(p["backup"], sources) as found:
+            store = Store(sources.directory)
             backup = found.backup
             age = int((datetime.now(timezone.utc) - backup.manifest.started_at).total_seconds())
             common = {"changed": False, "backup": backup.id, "age_seconds": age, "size": backup.manifest.size,

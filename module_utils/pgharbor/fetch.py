@@ -1,11 +1,15 @@
 """Finding the backup to restore or verify in the nearest tier that has it.
 
 Tiers are tried in the order given (tier 1 on the DB host first, then the
-bucket); a tier that is down, or does not hold the backup asked for, is
-skipped with its reason, and the next one is tried. A backup from tier 3 is
-downloaded next to tier 1 (into <directory>/.fetched, on the same disk),
-its SHA-256 checked against its manifest on the way; it is removed again
-when the caller is done.
+backup server, then the bucket); a tier that is down, or does not hold the
+backup asked for, is skipped with its reason, and the next one is tried. A
+backup from tier 2 or 3 is copied next to tier 1 (into <directory>/.fetched,
+on the same disk) and its SHA-256 checked against its manifest; it is
+removed again when the caller is done.
+
+Tier 2 is read with a restore key that the backup server authorizes for
+`rrsync -ro` on the host's store (backup_server_clients[].restore_public_key),
+given at run time from the vault: the DB host's own key may only write.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .intake import sha256_of
+from .manifest import MANIFEST_SUFFIX, Manifest, ManifestError
 from .s3settings import S3Error, S3Settings
+from .sshship import ShipError, SshTarget, run_rsync
 from .store import Backup, Store, StoreError, choose
 
 FETCHED = ".fetched"
-TIERS = ("tier1", "tier3")
+TIERS = ("tier1", "tier2", "tier3")
 
 
 class FetchError(RuntimeError):
@@ -31,6 +38,8 @@ class FetchError(RuntimeError):
 class Sources:
     directory: str
     order: list[str] = field(default_factory=lambda: ["tier1"])
+    # tier 2 as the restore key reaches it (identity: the restore key's file)
+    tier2: SshTarget | None = None
     tier3: S3Settings | None = None
 
 
@@ -57,8 +66,11 @@ def fetched(which: str, sources: Sources) -> Iterator[Found]:
                 found = Found(Store(sources.directory).choose(which), tier, skipped)
             else:
                 scratch = Path(sources.directory) / FETCHED
-                found = Found(_from_bucket(which, sources, scratch), tier, skipped)
-        except (StoreError, S3Error, OSError) as exc:
+                shutil.rmtree(scratch, ignore_errors=True)
+                scratch.mkdir(mode=0o700)
+                fetch = _from_backup_server if tier == "tier2" else _from_bucket
+                found = Found(fetch(which, sources, scratch), tier, skipped)
+        except (StoreError, S3Error, ShipError, OSError) as exc:
             skipped.append(f"{tier}: {exc}")
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -78,6 +90,35 @@ def _from_bucket(which: str, sources: Sources, scratch: Path) -> Backup:
     from .s3store import S3Store  # boto3 only where tier 3 is read
     bucket = S3Store(sources.tier3)
     stored = choose(bucket.backups(), which, sources.tier3.where())
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(mode=0o700)
     return bucket.download(stored, scratch)
+
+
+def _from_backup_server(which: str, sources: Sources, scratch: Path) -> Backup:
+    target = sources.tier2
+    if target is None:
+        raise ShipError("not configured (pg_backup_tier2) or no restore key given")
+    remote = f"{target.user}@{target.host}:"
+    manifests = scratch / "manifests"
+    manifests.mkdir()
+    # every manifest in one transfer (filters travel inside rsync's protocol)
+    run_rsync(target, ["--recursive", "--include", f"*{MANIFEST_SUFFIX}", "--exclude", "*", remote,
+                       f"{manifests}/"], f"reading the manifests on {target.where()}")
+    candidates = []
+    for path in sorted(manifests.glob(f"*{MANIFEST_SUFFIX}")):
+        try:
+            candidates.append(Backup(Manifest.from_json(path.read_text()), scratch / "-", path))
+        except (ManifestError, UnicodeDecodeError):
+            continue
+    chosen = choose(sorted(candidates, key=lambda b: (b.manifest.started, b.id)), which,
+                    f"the backup server {target.where()}")
+    artefact = scratch / chosen.manifest.artefact
+    run_rsync(target, [f"{remote}{chosen.manifest.artefact}", str(artefact)],
+              f"copying {chosen.manifest.artefact} from {target.where()}")
+    found = sha256_of(artefact)
+    if found != chosen.manifest.sha256:
+        raise ShipError(f"{chosen.manifest.artefact} on {target.where()} does not match its manifest (sha256 {found}, "
+                        f"manifest {chosen.manifest.sha256}): the stored copy is damaged; take the backup from another "
+                        "tier")
+    manifest_path = scratch / chosen.manifest_path.name
+    chosen.manifest_path.rename(manifest_path)
+    return Backup(chosen.manifest, artefact, manifest_path)

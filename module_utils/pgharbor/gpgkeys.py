@@ -10,14 +10,14 @@ memory (/dev/shm), removed afterwards.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from .memfile import private_dir
 
 # How gpg marks a key or subkey that must not be used.
 UNUSABLE = {"e": "expired", "r": "revoked", "i": "invalid", "d": "disabled", "n": "not valid"}
@@ -154,10 +154,6 @@ def encrypt_argv(home: str | Path, fingerprints: list[str]) -> list[str]:
                "--encrypt", *recipients)
 
 
-def _memory_dir() -> str | None:
-    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-
-
 @dataclass(frozen=True)
 class SecretKeyring:
     home: Path
@@ -177,22 +173,20 @@ class SecretKeyring:
 def secret_keyring(private_key: str, passphrase: str | None = None) -> Iterator[SecretKeyring]:
     """A throw-away keyring holding the private key, in memory where /dev/shm
     exists, removed (and its agent stopped) on exit."""
-    home = Path(tempfile.mkdtemp(prefix="pgharbor-gpg-", dir=_memory_dir()))
-    try:
-        os.chmod(home, 0o700)
-        passfile = None
-        if passphrase:
-            passfile = home / "passphrase"
-            fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(passphrase)
-        args = ["--pinentry-mode", "loopback"] + (["--passphrase-file", str(passfile)] if passfile else [])
-        out = subprocess.run(gpg(home, *args, "--import", agent=True), input=private_key.encode(), capture_output=True,
-                             check=False)
-        if out.returncode != 0:
-            raise KeyProblem("the private key (pg_backup_private_key) could not be imported: "
-                            + out.stderr.decode(errors="replace").strip())
-        yield SecretKeyring(home, passfile)
-    finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, check=False)
-        shutil.rmtree(home, ignore_errors=True)
+    with private_dir("pgharbor-gpg-") as home:
+        try:
+            passfile = None
+            if passphrase:
+                passfile = home / "passphrase"
+                fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(passphrase)
+            args = ["--pinentry-mode", "loopback"] + (["--passphrase-file", str(passfile)] if passfile else [])
+            out = subprocess.run(gpg(home, *args, "--import", agent=True), input=private_key.encode(),
+                                 capture_output=True, check=False)
+            if out.returncode != 0:
+                raise KeyProblem("the private key (pg_backup_private_key) could not be imported: "
+                                 + out.stderr.decode(errors="replace").strip())
+            yield SecretKeyring(home, passfile)
+        finally:
+            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, check=False)

@@ -62,12 +62,22 @@ class SshTarget:
                 "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
 
 
-def rsync_argv(target: SshTarget, path: str) -> list[str]:
-    argv = ["rsync", "--times", "--chmod=F0640", f"--timeout={target.io_timeout}",
-            "-e", shlex.join(target.ssh_command()), "--", path, f"{target.user}@{target.host}:"]
+def _rsync(target: SshTarget) -> list[str]:
+    argv = ["rsync", "--times", f"--timeout={target.io_timeout}", "-e", shlex.join(target.ssh_command())]
     if target.bwlimit_kbps:
-        argv.insert(1, f"--bwlimit={target.bwlimit_kbps}")
+        argv.append(f"--bwlimit={target.bwlimit_kbps}")
     return argv
+
+
+def rsync_argv(target: SshTarget, path: str) -> list[str]:
+    return [*_rsync(target), "--chmod=F0640", "--", path, f"{target.user}@{target.host}:"]
+
+
+def run_rsync(target: SshTarget, args: list[str], doing: str) -> None:
+    """One rsync over the target's pinned SSH (restores read from tier 2 this way)."""
+    result = subprocess.run([*_rsync(target), *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ShipError(f"{doing} failed: {_explain(result.returncode, result.stderr).text}")
 
 
 def ship(backup: Backup, target: SshTarget) -> dict:

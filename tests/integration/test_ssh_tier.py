@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from pgharbor.fetch import FetchError, Sources, fetched
 from pgharbor.intake import last_arrivals, take_in
 from pgharbor.sshship import ShipError, SshTarget, ship
 from pgharbor.store import Store
@@ -222,3 +223,42 @@ def test_backup_server_command(tier2_host, tmp_path):
     config.write_text(json.dumps({"root": str(root), "hosts": {"db1": {}}}))
     bad = server_cli(config, "run")
     assert bad.returncode == 1 and "backup_server_clients[db1].retention keeps nothing" in bad.stderr
+
+
+def test_restore_key_reads_one_store_and_fetch_falls_back_to_it(tier2_host, sshd, tmp_path):
+    """The operators' restore key (rrsync -ro on the host's store, as
+    backup_server authorizes it) brings a backup that tier 1 no longer has;
+    a damaged stored copy is refused."""
+    target, dirs = tier2_host
+    restore_key = tmp_path / "restore"
+    sshd.authorize(keygen(restore_key, "restore"), f'restrict,command="rrsync -ro {dirs["store"]}"')
+    tier1 = tmp_path / "t1"
+    tier1.mkdir()
+    old = synthetic(tier1, 300_000, datetime.now(timezone.utc) - timedelta(hours=2))
+    new = synthetic(tier1, 200_000)
+    for backup in (old, new):
+        ship(backup, target)
+    take_in(dirs["incoming"], dirs["store"], dirs["quarantine"])
+    Store(tier1).remove(old)
+    reader = SshTarget(**{**target.__dict__, "identity": str(restore_key)})
+    sources = Sources(directory=str(tier1), order=["tier1", "tier2"], tier2=reader)
+    with fetched(old.id, sources) as found:
+        assert found.tier == "tier2" and found.skipped[0].startswith(f"tier1: no complete backup {old.id!r}")
+        assert found.backup.artefact.read_bytes() == (dirs["store"] / old.artefact.name).read_bytes()
+        assert found.backup.artefact.parent == tier1 / ".fetched"
+    assert not (tier1 / ".fetched").exists()
+    with fetched("latest", sources) as found:
+        assert found.tier == "tier1" and found.backup.id == new.id
+    # the restore key cannot write
+    forged = tmp_path / "forged.dump.zst.gpg"
+    forged.write_bytes(b"x")
+    write = subprocess.run(["rsync", "-e", " ".join(reader.ssh_command()), str(forged), f"{reader.user}@{reader.host}:"],
+                           capture_output=True, text=True, check=False)
+    assert write.returncode != 0 and not (dirs["store"] / forged.name).exists()
+    # a damaged copy on the backup server is refused, and no other tier has it
+    stored = dirs["store"] / old.artefact.name
+    stored.write_bytes(b"y" * stored.stat().st_size)
+    with pytest.raises(FetchError, match=rf"backup '{old.id}' is in no tier that answered: tier1: .*; tier2: .* does not "
+                                         r"match its manifest"):
+        with fetched(old.id, sources):
+            pass

@@ -170,6 +170,21 @@ store.download(stored, Path("/tmp/from-s3"))
     assert "checksum, readable, restore passed" in checked.stdout
 
 
+def test_restore_drill_takes_from_tier2_what_tier1_lost(run_playbook):
+    """The operators' restore key reads the host's store on the backup
+    server (read-only); the drill says which tier served."""
+    [gone, *_] = reversed(wait_for(lambda: sorted(set(tier1()) & set(tier2()))))
+    DB.run_test(f"rm /var/backups/pgharbor/{gone}.manifest.json /var/backups/pgharbor/{gone}.dump.zst.gpg")
+    assert gone not in tier1()
+    keys = {"backup_private_key": (KEYS / "ops.sec.asc").read_text(),
+            "backup_tier2_restore_key": (KEYS / "ssh" / "restore").read_text()}
+    drill = run_playbook("../../playbooks/verify_backups.yml", extra_vars={**keys, "verify_backup": gone})
+    assert drill.returncode == 0, drill.stdout
+    assert "tier2)" in drill.stdout and "restores:" in drill.stdout  # (from tier2), folded maybe
+    assert "PRIVATE KEY" not in drill.stdout
+    assert not DB.file("/var/backups/pgharbor/.fetched").exists
+
+
 def test_s3_outage_fails_the_run_visibly_then_catches_up():
     S3.run("systemctl stop moto")
     try:
