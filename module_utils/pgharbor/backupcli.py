@@ -27,7 +27,7 @@ from typing import TextIO
 from .backup import BackupError, ShippingFailed, run_backup, settings_from, shippers_for
 from .shipping import forget, ship_pending
 from .sshship import ShipError
-from .config import ConfigError, load_config
+from .config import run_command
 from .dumpverify import LEVELS, VerifyError, verify
 from .health import tier_health
 from .store import Store, StoreError
@@ -177,15 +177,8 @@ COMMANDS = {"run": cmd_run, "ship": cmd_ship, "list": cmd_list, "verify": cmd_ve
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        config = load_config(args.config)
-        if not config.get("directory"):
-            raise ConfigError(f"{args.config}: missing setting directory (pg_backup_directory)")
-        return COMMANDS[args.command](config, args)
-    except (ConfigError, StoreError, ShipError, BackupError, ValueError, OSError) as exc:
-        print(f"pgharbor-backup: {exc}", file=sys.stderr)
-        return 2
+    return run_command(parser(), argv, COMMANDS, ("directory", "pg_backup_directory"),
+                       (StoreError, ShipError, BackupError))
 
 
 if __name__ == "__main__":

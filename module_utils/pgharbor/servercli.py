@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .atomicfile import replace_file
-from .config import ConfigError, load_config
+from .config import ConfigError, run_command
 from .health import tier_health
 from .intake import last_arrivals, take_in
 from .prune import prune_store
@@ -135,15 +135,7 @@ COMMANDS = {"run": cmd_run, "list": cmd_list, "status": cmd_status}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        config = load_config(args.config)
-        if not config.get("root"):
-            raise ConfigError(f"{args.config}: missing setting root (backup_server_root)")
-        return COMMANDS[args.command](config, args)
-    except (ConfigError, OSError, ValueError) as exc:
-        print(f"pgharbor-backup-server: {exc}", file=sys.stderr)
-        return 2
+    return run_command(parser(), argv, COMMANDS, ("root", "backup_server_root"), ())
 
 
 if __name__ == "__main__":
