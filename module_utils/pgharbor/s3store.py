@@ -6,9 +6,9 @@
 Each part goes up with its SHA-256, which S3 checks on receipt and reports
 back; the reported value is compared with ours, so a part that arrived
 different is refused (an ETag is not a content hash). The whole file's
-SHA-256 is computed from the tier-1 file during the upload and must equal
-the manifest's before the manifest goes up: a manifest in the bucket always
-describes the bytes beside it. Both objects are written only if absent
+SHA-256 is computed from the very bytes read for the parts (one read of the
+tier-1 file) and must equal the manifest's before the manifest goes up: a
+manifest in the bucket always describes the bytes beside it. Both objects are written only if absent
 (If-None-Match), so shipping twice never replaces a stored backup.
 
 The DB host's credentials only need to put objects and abort its own
@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -176,44 +176,53 @@ class S3Store:
 
     def _upload_parts(self, backup: Backup, key: str, upload_id: str, chunk: int,
                       progress: Callable[[int], None] | None) -> list[dict]:
+        """Each part is read once, in order: the same bytes feed the whole
+        file's hash here and that part's upload in a worker. At most
+        `concurrency` parts wait in memory, so a read never runs far ahead
+        of the network."""
         size = backup.manifest.size
-        fd = os.open(backup.artefact, os.O_RDONLY)
+        whole = hashlib.sha256()
+        in_flight: deque[Future] = deque()
+        parts: list[dict] = []
         sent = 0
 
-        def one(number: int) -> dict:
-            offset = (number - 1) * chunk
-            data = os.pread(fd, min(chunk, size - offset), offset)
+        def one(number: int, data: bytes) -> dict:
             digest = b64_sha256(data)
             reply = self.client.upload_part(Bucket=self.settings.bucket, Key=key, UploadId=upload_id,
                                             PartNumber=number, Body=data, ChecksumAlgorithm="SHA256",
                                             ChecksumSHA256=digest)
             _same_checksum(f"{key} part {number}", digest, reply)
-            return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumSHA256": digest}
+            return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumSHA256": digest, "Size": len(data)}
 
-        try:
-            count = -(-size // chunk)
-            with ThreadPoolExecutor(self.settings.concurrency) as pool:
-                futures = [pool.submit(one, n) for n in range(1, count + 1)]
-                try:
-                    # The whole file's hash, read in order while the parts
-                    # travel (the second read comes from the page cache).
-                    whole = hashlib.sha256()
-                    for offset in range(0, size, READ_CHUNK):
-                        whole.update(os.pread(fd, READ_CHUNK, offset))
-                    _check_whole(backup, whole.hexdigest())
-                    parts = []
-                    for future in futures:
-                        parts.append(future.result())
-                        sent += chunk
-                        if progress:
-                            progress(min(sent, size))
-                except BaseException:
-                    for future in futures:
-                        future.cancel()
-                    raise
-            return parts
-        finally:
-            os.close(fd)
+        def collect() -> None:
+            nonlocal sent
+            part = in_flight.popleft().result()
+            sent += part.pop("Size")
+            parts.append(part)
+            if progress:
+                progress(sent)
+
+        with open(backup.artefact, "rb", buffering=0) as source, \
+                ThreadPoolExecutor(self.settings.concurrency) as pool:
+            try:
+                for number in range(1, -(-size // chunk) + 1):
+                    data = _read_exactly(source, min(chunk, size - (number - 1) * chunk))
+                    whole.update(data)
+                    in_flight.append(pool.submit(one, number, data))
+                    del data
+                    if len(in_flight) >= self.settings.concurrency:
+                        collect()
+                if source.read(1):
+                    raise S3Error(f"{backup.artefact} is longer than its manifest says ({size} bytes): not shipped; "
+                                  "verify it with pgharbor-backup verify")
+                _check_whole(backup, whole.hexdigest())
+                while in_flight:
+                    collect()
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                raise
+        return parts
 
     def _abort(self, key: str, upload_id: str) -> None:
         try:
@@ -302,6 +311,18 @@ class S3Store:
 
 def _only_if_absent(request, **_) -> None:
     request.headers["If-None-Match"] = "*"
+
+
+def _read_exactly(source, count: int) -> bytes:
+    """count bytes, fewer only at the end of the file (a regular file's read
+    is short only there, but a signal may cut one short too)."""
+    data = source.read(count)
+    while len(data) < count:
+        more = source.read(count - len(data))
+        if not more:
+            break
+        data += more
+    return data
 
 
 def _check_whole(backup: Backup, sha256_hex: str) -> None:
