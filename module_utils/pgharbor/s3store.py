@@ -8,8 +8,9 @@ back; the reported value is compared with ours, so a part that arrived
 different is refused (an ETag is not a content hash). The whole file's
 SHA-256 is computed from the very bytes read for the parts (one read of the
 tier-1 file) and must equal the manifest's before the manifest goes up: a
-manifest in the bucket always describes the bytes beside it. Both objects are written only if absent
-(If-None-Match), so shipping twice never replaces a stored backup.
+manifest in the bucket always describes the bytes beside it. Both objects
+are written only if absent (If-None-Match), so shipping twice never
+replaces a stored backup.
 
 The DB host's credentials only need to put objects and abort its own
 multipart uploads; listing, downloading and deleting (restore, health,
@@ -184,7 +185,6 @@ class S3Store:
         whole = hashlib.sha256()
         in_flight: deque[Future] = deque()
         parts: list[dict] = []
-        sent = 0
 
         def one(number: int, data: bytes) -> dict:
             digest = b64_sha256(data)
@@ -192,24 +192,22 @@ class S3Store:
                                             PartNumber=number, Body=data, ChecksumAlgorithm="SHA256",
                                             ChecksumSHA256=digest)
             _same_checksum(f"{key} part {number}", digest, reply)
-            return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumSHA256": digest, "Size": len(data)}
+            return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumSHA256": digest}
 
         def collect() -> None:
-            nonlocal sent
-            part = in_flight.popleft().result()
-            sent += part.pop("Size")
-            parts.append(part)
+            parts.append(in_flight.popleft().result())
             if progress:
-                progress(sent)
+                progress(min(len(parts) * chunk, size))
 
         with open(backup.artefact, "rb", buffering=0) as source, \
                 ThreadPoolExecutor(self.settings.concurrency) as pool:
             try:
                 for number in range(1, -(-size // chunk) + 1):
-                    data = _read_exactly(source, min(chunk, size - (number - 1) * chunk))
+                    # A regular file's read is short only at its end (EINTR is retried by Python).
+                    data = source.read(min(chunk, size - (number - 1) * chunk))
                     whole.update(data)
                     in_flight.append(pool.submit(one, number, data))
-                    del data
+                    del data  # while collect() waits, only the workers hold parts
                     if len(in_flight) >= self.settings.concurrency:
                         collect()
                 if source.read(1):
@@ -311,18 +309,6 @@ class S3Store:
 
 def _only_if_absent(request, **_) -> None:
     request.headers["If-None-Match"] = "*"
-
-
-def _read_exactly(source, count: int) -> bytes:
-    """count bytes, fewer only at the end of the file (a regular file's read
-    is short only there, but a signal may cut one short too)."""
-    data = source.read(count)
-    while len(data) < count:
-        more = source.read(count - len(data))
-        if not more:
-            break
-        data += more
-    return data
 
 
 def _check_whole(backup: Backup, sha256_hex: str) -> None:
