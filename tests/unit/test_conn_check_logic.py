@@ -1,0 +1,100 @@
+"""The connection check's arithmetic: percentiles, the retry policy's waits
+and deadline, and the hints that name a failure's usual cause."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pgharbor.conncheck import CheckSettings, hint, percentiles
+from pgharbor.retry import GaveUp, RetryPolicy, with_retry
+
+
+def test_percentiles_interpolate_between_ranks():
+    got = percentiles([float(v) for v in range(1, 101)])  # 1..100
+    assert got == {"p50": 50.5, "p95": 95.05, "p99": 99.01, "min": 1.0, "max": 100.0, "count": 100}
+    assert percentiles([7.0]) == {"p50": 7.0, "p95": 7.0, "p99": 7.0, "min": 7.0, "max": 7.0, "count": 1}
+    assert percentiles([3.0, 1.0])["p50"] == 2.0
+
+
+def test_waits_grow_to_the_cap_with_full_jitter():
+    policy = RetryPolicy(base_seconds=0.5, cap_seconds=4, deadline_seconds=60)
+    rng = random.Random(1)
+    for attempt, ceiling in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (9, 4.0)):
+        waits = [policy.delay(attempt, rng) for _ in range(200)]
+        assert all(0 <= w <= ceiling for w in waits)
+        assert max(waits) > ceiling * 0.8 and min(waits) < ceiling * 0.2  # spread over the whole range
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_retry_returns_once_an_attempt_succeeds():
+    clock = FakeClock()
+    outcomes = iter([ConnectionError("down"), ConnectionError("down"), "connected"])
+
+    def attempt():
+        value = next(outcomes)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    value, retried = with_retry(attempt, RetryPolicy(), (ConnectionError,), sleep=clock.sleep, clock=clock,
+                                rng=random.Random(2))
+    assert value == "connected" and retried.attempts == 3 and retried.seconds == clock.now > 0
+
+
+def test_retry_gives_up_before_waiting_past_the_deadline():
+    clock = FakeClock()
+
+    def attempt():
+        clock.now += 0.1  # each attempt takes time too
+        raise ConnectionError("still down")
+
+    with pytest.raises(GaveUp) as gave_up:
+        with_retry(attempt, RetryPolicy(base_seconds=1, cap_seconds=2, deadline_seconds=10), (ConnectionError,),
+                   sleep=clock.sleep, clock=clock, rng=random.Random(3))
+    assert clock.now <= 10 and gave_up.value.attempts >= 5
+    assert "still down" in str(gave_up.value)
+
+
+def test_other_errors_are_not_retried():
+    calls = []
+
+    def attempt():
+        calls.append(1)
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError):
+        with_retry(attempt, RetryPolicy(), (ConnectionError,), sleep=lambda s: None)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("bad, named", [
+    ({"base_seconds": 0}, "base_seconds"), ({"base_seconds": 5, "cap_seconds": 1}, "cap_seconds"),
+    ({"deadline_seconds": 0}, "deadline_seconds")])
+def test_a_bad_policy_names_the_setting(bad, named):
+    with pytest.raises(ValueError, match=named):
+        RetryPolicy(**bad)
+
+
+@pytest.mark.parametrize("bad, named", [({"attempts": 0}, "attempts"), ({"queries": 0}, "queries"),
+                                        ({"throughput_mb": -1}, "throughput_mb")])
+def test_bad_check_settings_name_the_setting(bad, named):
+    with pytest.raises(ValueError, match=named):
+        CheckSettings(**bad)
+
+
+def test_hints_name_the_usual_cause():
+    assert "db_client_networks" in hint('connection to server at "10.0.0.5", port 5432 failed: timeout expired')
+    assert "vault" in hint('FATAL:  password authentication failed for user "app_rw"')
+    assert "TROUBLESHOOTING" in hint("something nobody has seen")

@@ -1,0 +1,100 @@
+"""`ansible-doc` works for every custom module, and what it shows is what
+the module takes: every option of the argument spec is documented with the
+same type, default and choices (suboptions too), nothing documented is
+missing from the spec, every secret is no_log, EXAMPLES and RETURN are
+there, and check mode is supported."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MODULES = sorted(p.stem for p in (REPO / "library").glob("*.py"))
+# Option names that hold a secret (a path to one is not one).
+SECRET = re.compile(r"password|passphrase|secret|private_key|_key$")
+ANSIBLE_DOC = str(Path(sys.executable).parent / "ansible-doc")
+
+
+@pytest.fixture(scope="module")
+def docs() -> dict:
+    done = subprocess.run([ANSIBLE_DOC, "-t", "module", "--json", *MODULES], cwd=REPO, capture_output=True,
+                          text=True, check=False, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+class Captured(Exception):
+    pass
+
+
+def module_spec(name: str) -> dict:
+    """The keyword arguments the module gives AnsibleModule, caught before it
+    would read its parameters."""
+    import ansible.module_utils.basic as basic
+    import pgharbor
+
+    # Where Ansible would put module_utils/pgharbor for the module
+    sys.modules.setdefault("ansible.module_utils.pgharbor", pgharbor)
+    seen: dict = {}
+
+    def capture(**kwargs):
+        seen.update(kwargs)
+        raise Captured
+
+    spec = importlib.util.spec_from_file_location(f"pgharbor_module_{name}", REPO / "library" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    original, basic.AnsibleModule = basic.AnsibleModule, capture
+    module.AnsibleModule = capture
+    try:
+        with pytest.raises(Captured):
+            module.main()
+    finally:
+        basic.AnsibleModule = original
+    return seen
+
+
+def test_every_module_is_listed():
+    assert len(MODULES) >= 12 and "pg_conn_check" in MODULES
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_ansible_doc_shows_documentation_examples_and_return(docs, name):
+    entry = docs[name]
+    assert entry["doc"]["short_description"] and entry["doc"]["description"], f"{name}: DOCUMENTATION"
+    assert entry["examples"] and f"{name}:" in entry["examples"], f"{name}: EXAMPLES must use the module"
+    assert entry["return"], f"{name}: RETURN"
+    for key, value in entry["return"].items():
+        assert value.get("description") and value.get("returned") and value.get("type"), f"{name}: RETURN {key}"
+
+
+def compare(name: str, where: str, spec: dict, documented: dict) -> list[str]:
+    problems = [f"{name}: {where}{o} is in the argument spec but not documented" for o in spec.keys() - documented]
+    problems += [f"{name}: {where}{o} is documented but not in the argument spec" for o in documented.keys() - spec]
+    for option in spec.keys() & documented.keys():
+        s, d = spec[option], documented[option]
+        for field, default in (("type", "str"), ("default", None), ("choices", None), ("elements", None),
+                               ("required", False)):
+            if s.get(field, default) != d.get(field, default):
+                problems.append(f"{name}: {where}{option} {field}: spec {s.get(field, default)!r}, "
+                                f"documented {d.get(field, default)!r}")
+        if SECRET.search(option) and s.get("type", "str") == "str" and not s.get("no_log"):
+            problems.append(f"{name}: {where}{option} holds a secret and needs no_log: true")
+        if "options" in s or "suboptions" in d:
+            problems += compare(name, f"{where}{option}.", s.get("options", {}), d.get("suboptions", {}))
+    return problems
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_documented_options_are_the_argument_spec(docs, name):
+    kwargs = module_spec(name)
+    assert kwargs.get("supports_check_mode") is True, f"{name}: supports_check_mode"
+    assert compare(name, "", kwargs["argument_spec"], docs[name]["doc"].get("options", {})) == []
