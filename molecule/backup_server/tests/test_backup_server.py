@@ -6,6 +6,7 @@ the next run catches up."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -58,6 +59,21 @@ def wait_for(what, timeout: float = 240):
     return found
 
 
+@contextlib.contextmanager
+def store_held_still():
+    """The backup server's timer stopped (an intake or retention run that
+    is under way ends first), so that the store does not change while a
+    test looks at one backup in it: with hourly: 1 every minute's run
+    removes the backup that was the newest a minute before."""
+    BACKUP.run_test("systemctl stop pgharbor-backup-server.timer")
+    try:
+        wait_for(lambda: BACKUP.run("systemctl is-active pgharbor-backup-server.service").stdout.strip()
+                 in ("inactive", "failed"), timeout=120)
+        yield
+    finally:
+        BACKUP.run_test("systemctl start pgharbor-backup-server.timer")
+
+
 def test_backup_server_layout_and_sshd_restrictions():
     incoming = BACKUP.file(f"{ROOT}/incoming/bs-db")
     assert incoming.user == "pgharbor-ship" and incoming.group == "pgharbor" and incoming.mode == 0o2770
@@ -81,9 +97,11 @@ def test_backup_server_layout_and_sshd_restrictions():
 def test_timer_backup_reaches_all_three_tiers():
     def everywhere():
         return sorted(set(tier1()) & set(tier2()) & set(tier3()))
-    [first, *_] = wait_for(everywhere)
-    stored = BACKUP.file(f"{ROOT}/store/bs-db/{first}.manifest.json")
-    assert stored.exists and json.loads(stored.content_string)["tables"]["app.customers"]["rows"] == 500
+    wait_for(everywhere)
+    with store_held_still():
+        [first, *_] = everywhere()
+        stored = BACKUP.file(f"{ROOT}/store/bs-db/{first}.manifest.json")
+        assert stored.exists and json.loads(stored.content_string)["tables"]["app.customers"]["rows"] == 500
     status = DB.run("runuser -u postgres -- pgharbor-backup status --json")
     report = json.loads(status.stdout)
     assert status.rc == 0, report["problems"]
@@ -114,20 +132,22 @@ def ship_as_db_host(args: str):
 
 
 def test_db_host_key_can_neither_read_nor_delete():
-    [newest, *_] = reversed(wait_for(tier2))
-    before = BACKUP.file(f"{ROOT}/store/bs-db/{newest}.manifest.json").content_string
-    read_incoming = ship_as_db_host("pgharbor-ship@bs-backup:x.manifest.json /tmp/stolen")
-    assert read_incoming.rc != 0 and not DB.file("/tmp/stolen").exists
-    read_store = ship_as_db_host(f"pgharbor-ship@bs-backup:../../store/bs-db/{newest}.manifest.json /tmp/stolen")
-    assert read_store.rc != 0 and not DB.file("/tmp/stolen").exists
-    DB.run("mkdir -p /tmp/empty && chown postgres /tmp/empty")
-    wipe = ship_as_db_host("-r --delete /tmp/empty/ pgharbor-ship@bs-backup:")
-    assert wipe.rc != 0
-    shell = DB.run("runuser -u postgres -- ssh -i /etc/pgharbor/tier2/id "
-                   "-o UserKnownHostsFile=/etc/pgharbor/tier2/known_hosts -o BatchMode=yes "
-                   f"pgharbor-ship@bs-backup rm -rf {ROOT}/store")
-    assert shell.rc != 0
-    assert BACKUP.file(f"{ROOT}/store/bs-db/{newest}.manifest.json").content_string == before
+    wait_for(tier2)
+    with store_held_still():
+        [newest, *_] = reversed(tier2())
+        before = BACKUP.file(f"{ROOT}/store/bs-db/{newest}.manifest.json").content_string
+        read_incoming = ship_as_db_host("pgharbor-ship@bs-backup:x.manifest.json /tmp/stolen")
+        assert read_incoming.rc != 0 and not DB.file("/tmp/stolen").exists
+        read_store = ship_as_db_host(f"pgharbor-ship@bs-backup:../../store/bs-db/{newest}.manifest.json /tmp/stolen")
+        assert read_store.rc != 0 and not DB.file("/tmp/stolen").exists
+        DB.run("mkdir -p /tmp/empty && chown postgres /tmp/empty")
+        wipe = ship_as_db_host("-r --delete /tmp/empty/ pgharbor-ship@bs-backup:")
+        assert wipe.rc != 0
+        shell = DB.run("runuser -u postgres -- ssh -i /etc/pgharbor/tier2/id "
+                       "-o UserKnownHostsFile=/etc/pgharbor/tier2/known_hosts -o BatchMode=yes "
+                       f"pgharbor-ship@bs-backup rm -rf {ROOT}/store")
+        assert shell.rc != 0
+        assert BACKUP.file(f"{ROOT}/store/bs-db/{newest}.manifest.json").content_string == before
 
 
 def test_tier2_retention_is_the_backup_servers():
@@ -136,13 +156,17 @@ def test_tier2_retention_is_the_backup_servers():
         stored = [json.loads(line)["backup"] for line in log.stdout.splitlines()
                   if json.loads(line)["result"] == "stored"]
         return stored if len(stored) >= 3 else None
-    stored = wait_for(three_arrived, timeout=300)
-    run = BACKUP.run("runuser -u pgharbor -- pgharbor-backup-server run")
-    assert run.rc == 0, run.stderr
-    kept = tier2()
+    wait_for(three_arrived, timeout=300)
+    with store_held_still():
+        run = BACKUP.run("runuser -u pgharbor -- pgharbor-backup-server run")
+        assert run.rc == 0, run.stderr
+        kept = tier2()
+        stored = three_arrived()  # with what this run took in
     # hourly: 1 keeps the newest backup of each hour (ids end in <YYYYmmddTHHMMSS>Z)
-    assert stored[-1] in kept
-    assert len(kept) == len({k[-16:-5] for k in kept}) < len(stored), (stored, kept)
+    newest_of_hour = {}
+    for backup in sorted(stored):
+        newest_of_hour[backup[-16:-5]] = backup
+    assert kept == sorted(newest_of_hour.values()) and len(kept) < len(stored), (stored, kept)
 
 
 def test_tier3_alone_restores():
@@ -173,16 +197,20 @@ store.download(stored, Path("/tmp/from-s3"))
 def test_restore_drill_takes_from_tier2_what_tier1_lost(run_playbook):
     """The operators' restore key reads the host's store on the backup
     server (read-only); the drill says which tier served."""
-    [gone, *_] = reversed(wait_for(lambda: sorted(set(tier1()) & set(tier2()))))
-    DB.run_test(f"rm /var/backups/pgharbor/{gone}.manifest.json /var/backups/pgharbor/{gone}.dump.zst.gpg")
-    assert gone not in tier1()
-    keys = {"backup_private_key": (KEYS / "ops.sec.asc").read_text(),
-            "backup_tier2_restore_key": (KEYS / "ssh" / "restore").read_text()}
-    drill = run_playbook("../../playbooks/verify_backups.yml", extra_vars={**keys, "verify_backup": gone})
-    assert drill.returncode == 0, drill.stdout
-    assert "tier2)" in drill.stdout and "restores:" in drill.stdout  # (from tier2), folded maybe
-    assert "PRIVATE KEY" not in drill.stdout
-    assert not DB.file("/var/backups/pgharbor/.fetched").exists
+    def in_both():
+        return sorted(set(tier1()) & set(tier2()))
+    wait_for(in_both)
+    with store_held_still():
+        [gone, *_] = reversed(in_both())
+        DB.run_test(f"rm /var/backups/pgharbor/{gone}.manifest.json /var/backups/pgharbor/{gone}.dump.zst.gpg")
+        assert gone not in tier1()
+        keys = {"backup_private_key": (KEYS / "ops.sec.asc").read_text(),
+                "backup_tier2_restore_key": (KEYS / "ssh" / "restore").read_text()}
+        drill = run_playbook("../../playbooks/verify_backups.yml", extra_vars={**keys, "verify_backup": gone})
+        assert drill.returncode == 0, drill.stdout
+        assert "tier2)" in drill.stdout and "restores:" in drill.stdout  # (from tier2), folded maybe
+        assert "PRIVATE KEY" not in drill.stdout
+        assert not DB.file("/var/backups/pgharbor/.fetched").exists
 
 
 def test_s3_outage_fails_the_run_visibly_then_catches_up():
