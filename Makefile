@@ -22,10 +22,12 @@ MOTO_WHEELS := lab/.cache/moto-wheels.tar
 SSHD := $(STAMP)/openssh-server/usr/sbin/sshd
 
 .PHONY: help deps system-deps venv lint yamllint ansible-lint unit integration molecule test \
-	lab lab-image lab-test lab-down lab-clean bench-migrate bench-backup bench-ship clean
+	lab lab-image lab-test lab-down lab-clean bench-migrate bench-backup bench-ship clean $(PLAYBOOKS)
 
 help: ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-14s %s\n", $$1, $$2 }'
+	@printf '  %-14s %s\n' '<playbook>' 'ENV=<env> ARGS=<options>: playbooks/<playbook>.yml on inventories/<env>' \
+		'' '(asks before production; CONFIRM=yes does not): $(PLAYBOOKS)'
 
 deps: system-deps venv ## install everything (Debian packages, virtualenv)
 
@@ -89,6 +91,14 @@ molecule-%: deps lab-image $(MOTO_WHEELS) ## one Molecule scenario, for example 
 	@start=$$(date +%s); molecule test -s $*; echo "== molecule $* passed in $$(( $$(date +%s) - start )) s"
 
 test: lint unit integration molecule lab-test ## everything CI runs
+
+# The playbooks, per environment: make migrate ENV=staging ARGS='--check --diff'
+# is bin/play staging migrate --check --diff, which adds the environment's
+# vault and asks before it runs against production (CONFIRM=yes skips that).
+ENV ?= lab
+PLAYBOOKS := site migrate rollback backup restore verify-backups retention status check-connection
+$(PLAYBOOKS): venv
+	bin/play $(ENV) $(subst -,_,$@) $(ARGS)
 
 lab-image: system-deps ## build (or reuse) the lab's base image
 	lab/build-image.sh

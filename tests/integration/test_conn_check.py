@@ -239,3 +239,43 @@ def test_the_module_through_ansible_fails_naming_the_threshold_and_hides_the_pas
     rc, out, log = run_module(repo, tmp_path, "pg_conn_check", {**args, "retry": {"base_seconds": 0}})
     assert rc != 0 and "base_seconds" in out["msg"], log
     assert APP_PASSWORD not in log
+
+
+def documented_snippet(repo) -> dict:
+    """The retry code docs/CONNECTIONS.md gives applications, executed."""
+    text = (repo / "docs" / "CONNECTIONS.md").read_text()
+    code = text.split("<!-- retry-snippet -->\n```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "docs/CONNECTIONS.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    return namespace
+
+
+def test_the_documented_retry_snippet_survives_a_restart_and_gives_up_at_its_deadline(repo, restartable):
+    server, conninfo = restartable
+    snippet = documented_snippet(repo)
+    server.stop()
+    restart = threading.Timer(1.5, server.start)
+    restart.start()
+    started = time.monotonic()
+    with snippet["connect_with_retry"](conninfo, base=0.2, cap=1, deadline=30) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert 1.5 <= time.monotonic() - started < 30
+    restart.join()  # pg_ctl start may still be waiting for the server it started
+
+    calls = []
+
+    def transaction(conn):
+        calls.append(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+        if len(calls) == 1:  # the server ends this session mid-transaction, as a restart would
+            with server.connect(autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", [calls[0]])
+            conn.execute("SELECT 1")
+        return "done"
+
+    assert snippet["run_with_retry"](conninfo, transaction) == "done" and len(calls) == 2
+
+    server.stop()
+    started = time.monotonic()
+    with pytest.raises(psycopg.OperationalError):
+        snippet["connect_with_retry"](conninfo, base=0.2, cap=0.5, deadline=2)
+    assert time.monotonic() - started <= 2 + 5  # the deadline, plus at most one connect_timeout
