@@ -108,9 +108,10 @@ $(MOTO_WHEELS): requirements.txt
 	$(PY) -m pip wheel -q --wheel-dir $(dir $@)/wheels "$$(grep '^moto\[server\]==' requirements.txt)"
 	tar -C $(dir $@)/wheels -cf $@ .
 
-lab: deps lab-image $(MOTO_WHEELS) ## bring the whole lab up and provision it (safe to repeat)
+lab: deps lab-image $(MOTO_WHEELS) ## the whole lab: up, provisioned, migrated, checked, with a summary (safe to repeat)
 	ansible-playbook lab/playbooks/up.yml
 	ansible-playbook lab/playbooks/lab.yml
+	ansible-playbook lab/playbooks/summary.yml
 
 # test-lab.sh asks podman before it runs 'make lab', which builds the rest.
 lab-test: deps ## the lab as a test: up, provisioned twice (second run changed=0)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The lab as a test: bring it up and provision it (make lab), provision it a
-# second time and require changed=0 on every host, then remove it again if
+# The lab as a test: bring it up, provision, migrate and check it (make
+# lab), provision it a second time and require changed=0 on every host,
+# migrate again and require that the migrated application is left alone,
+# check the link while the DB server restarts, then remove the lab again if
 # this run created it (a lab that was already up is left as it was).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +24,17 @@ if grep -E '^[a-z0-9-]+ +: .* changed=[1-9]' "$log"; then
     echo "lab-test: the second provisioning run changed something (hosts above): a role is not idempotent" >&2
     exit 1
 fi
-echo "lab-test: second provisioning run changed nothing (lab created by this run: $created)"
+echo "lab-test: second provisioning run changed nothing"
+
+bin/play lab migrate | tee "$log"
+if ! grep -q 'nothing to do (run rollback.yml first to migrate again)' "$log" \
+        || grep -E '^[a-z0-9-]+ +: .* changed=[1-9]' "$log"; then
+    echo "lab-test: a second migrate.yml did not leave the migrated application alone" >&2
+    exit 1
+fi
+bin/play lab check_connection -e check_connection_restart_test=true | tee "$log"
+grep -q 'restart: server restarted and back after' "$log" || {
+    echo "lab-test: the link check did not see the DB server restart and come back" >&2
+    exit 1
+}
+echo "lab-test: passed (lab created by this run: $created)"

@@ -358,7 +358,8 @@ def watch_restart(open_: Callable[[str], psycopg.Connection], settings: CheckSet
     return {"observed": True, "reconnected": True, "restarted": started_after > started_before,
             "outage_seconds": outage, "attempts": retried.attempts,
             "detail": f"server {'restarted' if started_after > started_before else 'unreachable'} "
-                      f"and back after {outage} s, {retried.attempts} connection attempts"}
+                      f"and back after {outage} s, {retried.attempts} connection "
+                      f"{'attempt' if retried.attempts == 1 else 'attempts'}"}
 
 
 def problems(report: ConnReport, params: dict[str, str], t: Thresholds, settings: CheckSettings) -> list[str]:
