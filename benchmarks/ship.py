@@ -96,7 +96,7 @@ def main() -> None:
                                        access_key_id=ADMIN["aws_access_key_id"],
                                        secret_access_key=ADMIN["aws_secret_access_key"],
                                        part_size_mb=PART_MB, concurrency=CONCURRENCY))
-            timed("tier 3: pgharbor (multipart, SHA-256 per part and whole, manifest last)",
+            timed("tier 3: pgharbor (multipart, CRC32 per part, SHA-256 of the whole, manifest last)",
                   lambda: store.ship(backup))
             config = TransferConfig(multipart_threshold=PART_MB * MIB, multipart_chunksize=PART_MB * MIB,
                                     max_concurrency=CONCURRENCY)

@@ -3,14 +3,19 @@
     <prefix><id>.dump.zst.gpg     the artefact, uploaded first
     <prefix><id>.manifest.json    uploaded last, only once the artefact is there
 
-Each part goes up with its SHA-256, which S3 checks on receipt and reports
-back; the reported value is compared with ours, so a part that arrived
-different is refused (an ETag is not a content hash). The whole file's
-SHA-256 is computed from the very bytes read for the parts (one read of the
-tier-1 file) and must equal the manifest's before the manifest goes up: a
-manifest in the bucket always describes the bytes beside it. Both objects
-are written only if absent (If-None-Match), so shipping twice never
-replaces a stored backup.
+Content is proved by the whole file's SHA-256, which S3 cannot compute for
+a multipart object (its multipart checksums are checksums of the parts'
+checksums, no more a content hash than an ETag is). So the SHA-256 is
+computed here from the very bytes read for the parts (one read of the
+tier-1 file), must equal the manifest's before the manifest goes up, and
+travels as the object's `sha256` metadata; every download checks it again.
+Each part goes up with its CRC32, which S3 checks on receipt and reports
+back (the reported value is compared with ours), so a part damaged on the
+way is refused. CRC32 is what boto3's own upload_file sends and is cheaper
+for both ends than a second SHA-256 pass; a small object (manifest,
+single-part artefact) goes up with its SHA-256, which S3 then does check.
+Both objects are written only if absent (If-None-Match), so shipping twice
+never replaces a stored backup.
 
 The DB host's credentials only need to put objects and abort its own
 multipart uploads; listing, downloading and deleting (restore, health,
@@ -22,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -56,6 +62,11 @@ class StoredBackup:
 
 def b64_sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def b64_crc32(data: bytes) -> str:
+    """S3's form of a CRC32: the four bytes big-endian, in base64."""
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
 
 
 def part_size(size: int, wanted: int) -> int:
@@ -142,7 +153,7 @@ class S3Store:
             if _code(exc) == "PreconditionFailed":
                 return False
             raise
-        _same_checksum(key, digest, reply)
+        _same_checksum(key, "SHA256", digest, reply)
         return True
 
     def _upload_artefact(self, backup: Backup, progress: Callable[[int], None] | None) -> bool:
@@ -157,7 +168,7 @@ class S3Store:
                 progress(size)
             return created
         upload = self.client.create_multipart_upload(Key=key, ContentType="application/octet-stream",
-                                                     ChecksumAlgorithm="SHA256",
+                                                     ChecksumAlgorithm="CRC32",
                                                      **self._object_args(backup.manifest.sha256))
         upload_id = upload["UploadId"]
         try:
@@ -187,12 +198,12 @@ class S3Store:
         parts: list[dict] = []
 
         def one(number: int, data: bytes) -> dict:
-            digest = b64_sha256(data)
+            crc = b64_crc32(data)
             reply = self.client.upload_part(Bucket=self.settings.bucket, Key=key, UploadId=upload_id,
-                                            PartNumber=number, Body=data, ChecksumAlgorithm="SHA256",
-                                            ChecksumSHA256=digest)
-            _same_checksum(f"{key} part {number}", digest, reply)
-            return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumSHA256": digest}
+                                            PartNumber=number, Body=data, ChecksumAlgorithm="CRC32",
+                                            ChecksumCRC32=crc)
+            _same_checksum(f"{key} part {number}", "CRC32", crc, reply)
+            return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumCRC32": crc}
 
         def collect() -> None:
             parts.append(in_flight.popleft().result())
@@ -317,10 +328,11 @@ def _check_whole(backup: Backup, sha256_hex: str) -> None:
                       f"{backup.manifest.sha256}): not shipped; verify it with pgharbor-backup verify")
 
 
-def _same_checksum(what: str, sent: str, reply: dict) -> None:
-    got = reply.get("ChecksumSHA256")
+def _same_checksum(what: str, algorithm: str, sent: str, reply: dict) -> None:
+    got = reply.get(f"Checksum{algorithm}")
     if got is not None and got != sent:
-        raise S3Error(f"S3 stored {what} with sha256 {got}, but {sent} was sent: the data changed on the way")
+        raise S3Error(f"S3 stored {what} with {algorithm.lower()} {got}, but {sent} was sent: the data changed on "
+                      "the way")
 
 
 def _code(exc: ClientError) -> str:
