@@ -97,9 +97,10 @@ options:
         type: bool
         default: true
   timeout:
-    description: Seconds to wait for one connection.
+    description:
+      - Seconds to wait for one connection. Unset, the connection's own C(connect_timeout) applies (every pg_client
+        service sets one), or 10 where O(target) sets neither it nor a service.
     type: int
-    default: 10
 requirements:
   - psycopg >= 3.1 (python3-psycopg) on the host the module runs on
 notes:
@@ -237,7 +238,7 @@ def main() -> None:
             "restart_window": {"type": "int", "default": 120},
             "retry": {"type": "dict", "default": {}, "options": RETRY_SPEC},
             "thresholds": {"type": "dict", "default": {}, "options": THRESHOLDS_SPEC},
-            "timeout": {"type": "int", "default": 10},
+            "timeout": {"type": "int"},
         },
         supports_check_mode=True,
     )

@@ -32,6 +32,7 @@ APPLICATION_NAME = "pgharbor conn check"
 # the server can wait until the watch is in place (check_connection.yml does).
 WATCH_APPLICATION_NAME = "pgharbor conn check restart watch"
 MB = 1_000_000
+DEFAULT_TIMEOUT = 10
 CHUNK = 4 * 1024 * 1024
 # PostgreSQL's SSLRequest: length 8, then the code 1234.5679.
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
@@ -57,7 +58,9 @@ class CheckSettings:
     restart_test: bool = False
     restart_window_seconds: float = 120
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    timeout_seconds: float = 10
+    # None: the connection's own connect_timeout (pg_client's services set
+    # one), or DEFAULT_TIMEOUT where the conninfo names neither.
+    timeout_seconds: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("attempts", "queries"):
@@ -127,11 +130,12 @@ def percentiles(samples: list[float]) -> dict:
 
 
 def check_connection(conninfo: str, settings: CheckSettings = CheckSettings(),
-                     thresholds: Thresholds = Thresholds(),
-                     connect: Callable[..., psycopg.Connection] = psycopg.connect) -> ConnReport:
+                     thresholds: Thresholds = Thresholds()) -> ConnReport:
+    override = _connect_timeout(conninfo, settings.timeout_seconds)
+    timeout = settings.timeout_seconds or DEFAULT_TIMEOUT
+
     def open_(name: str = APPLICATION_NAME) -> psycopg.Connection:
-        return connect(conninfo, autocommit=True, application_name=name,
-                       connect_timeout=max(1, round(settings.timeout_seconds)))
+        return psycopg.connect(conninfo, autocommit=True, application_name=name, **override)
 
     try:
         conn = open_()
@@ -144,10 +148,10 @@ def check_connection(conninfo: str, settings: CheckSettings = CheckSettings(),
         report = ConnReport(target=_target(params), reachable=True)
         report.connect_ms = _connect_times(open_, settings.attempts, report)
         if not params["host"].startswith("/"):
-            report.tcp_connect_ms = _tcp_times(params, settings)
+            report.tcp_connect_ms = _tcp_times(params, settings.attempts, timeout)
         report.query_ms = percentiles([_timed(lambda: conn.execute("SELECT 1").fetchone())
                                        for _ in range(settings.queries)])
-        report.tls = _tls(conn, params, settings.timeout_seconds)
+        report.tls = _tls(conn, params, timeout)
         report.authentication = _authentication(conn, params)
         if settings.throughput_mb:
             report.throughput = _throughput(conn, settings.throughput_mb)
@@ -202,12 +206,24 @@ def _connect_times(open_: Callable[[], psycopg.Connection], attempts: int, repor
     return {**(percentiles(samples) if samples else {}), "failures": len(failures)}
 
 
-def _tcp_times(params: dict[str, str], settings: CheckSettings) -> dict:
+def _connect_timeout(conninfo: str, wanted: float | None) -> dict:
+    """connect_timeout for psycopg.connect: the one asked for, else none
+    where the conninfo or its service sets the application's own, else the
+    default (a check must not wait for the kernel's SYN retries)."""
+    if wanted:
+        return {"connect_timeout": max(1, round(wanted))}
+    given = psycopg.conninfo.conninfo_to_dict(conninfo)
+    if "connect_timeout" in given or "service" in given or os.environ.get("PGCONNECT_TIMEOUT"):
+        return {}
+    return {"connect_timeout": DEFAULT_TIMEOUT}
+
+
+def _tcp_times(params: dict[str, str], attempts: int, timeout: float) -> dict:
     address = (params.get("hostaddr") or params["host"], int(params["port"]))
     samples = []
-    for _ in range(settings.attempts):
+    for _ in range(attempts):
         started = time.perf_counter()
-        with socket.create_connection(address, timeout=settings.timeout_seconds):
+        with socket.create_connection(address, timeout=timeout):
             samples.append((time.perf_counter() - started) * 1000)
     return percentiles(samples)
 
