@@ -114,7 +114,7 @@ lab: deps lab-image $(MOTO_WHEELS) ## the whole lab: up, provisioned, migrated, 
 	ansible-playbook lab/playbooks/summary.yml
 
 # test-lab.sh asks podman before it runs 'make lab', which builds the rest.
-lab-test: deps ## the lab as a test: up, provisioned twice (second run changed=0)
+lab-test: deps ## the lab as a test: make lab, provisioned again (changed=0), migrated again (nothing to do), restart test
 	lab/test-lab.sh
 
 lab-down: venv ## remove the lab's containers and network

@@ -19,19 +19,21 @@ cleanup() {
 trap cleanup EXIT
 
 make --no-print-directory lab
+# The recap lines of hosts that changed something, and Ansible's output with
+# its long messages unfolded.
+changed_hosts() { grep -E '^[a-z0-9-]+ +: .* changed=[1-9]' "$log"; }
+unfolded() { tr -s ' \n' ' ' <"$log"; }
+
 ansible-playbook lab/playbooks/lab.yml | tee "$log"
-if grep -E '^[a-z0-9-]+ +: .* changed=[1-9]' "$log"; then
+if changed_hosts; then
     echo "lab-test: the second provisioning run changed something (hosts above): a role is not idempotent" >&2
     exit 1
 fi
 echo "lab-test: second provisioning run changed nothing"
 
-# Ansible's output folds long messages: look for them in the unfolded text.
-unfolded() { tr -s ' \n' ' ' <"$log"; }
-
 bin/play lab migrate | tee "$log"
 if ! unfolded | grep -q 'nothing to do (run rollback.yml first to migrate again)' \
-        || grep -E '^[a-z0-9-]+ +: .* changed=[1-9]' "$log"; then
+        || changed_hosts; then
     echo "lab-test: a second migrate.yml did not leave the migrated application alone" >&2
     exit 1
 fi

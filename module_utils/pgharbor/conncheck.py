@@ -147,7 +147,7 @@ def check_connection(conninfo: str, settings: CheckSettings = CheckSettings(),
         params = libpq_params(conn)
         report = ConnReport(target=_target(params), reachable=True)
         report.connect_ms = _connect_times(open_, settings.attempts, report)
-        if not params["host"].startswith("/"):
+        if not _local(params):
             report.tcp_connect_ms = _tcp_times(params, settings.attempts, timeout)
         report.query_ms = percentiles([_timed(lambda: conn.execute("SELECT 1").fetchone())
                                        for _ in range(settings.queries)])
@@ -168,6 +168,11 @@ def libpq_params(conn: psycopg.Connection) -> dict[str, str]:
     found["host"] = conn.info.host
     found["port"] = str(conn.info.port)
     return found
+
+
+def _local(params: dict[str, str]) -> bool:
+    """A Unix socket: no network, so no TLS to judge."""
+    return params["host"].startswith("/")
 
 
 def _target(params: dict[str, str]) -> str:
@@ -230,7 +235,7 @@ def _tcp_times(params: dict[str, str], attempts: int, timeout: float) -> dict:
 
 def _tls(conn: psycopg.Connection, params: dict[str, str], timeout: float) -> dict:
     sslmode = params.get("sslmode") or "prefer"
-    if params["host"].startswith("/"):
+    if _local(params):
         return {"in_use": False, "sslmode": sslmode, "detail": "local socket: no network to protect"}
     row = conn.execute("SELECT ssl, version, cipher, bits FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
     if not row or not row[0]:
@@ -282,9 +287,8 @@ def _named(cert: dict) -> dict:
     def name(rdns) -> str:
         # RFC 4514, as cryptography and openssl print it: the most specific first
         return ",".join(f"{SHORT_NAMES.get(k, k)}={v}" for rdn in reversed(rdns) for k, v in rdn)
-    not_after = datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), timezone.utc)
-    return {"subject": name(cert["subject"]), "issuer": name(cert["issuer"]), "not_after": not_after.isoformat(),
-            "days_left": (not_after - datetime.now(timezone.utc)).days}
+    return _validity(name(cert["subject"]), name(cert["issuer"]),
+                     datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), timezone.utc))
 
 
 def _parsed(der: bytes | None) -> dict:
@@ -298,9 +302,12 @@ def _parsed(der: bytes | None) -> dict:
     except ImportError:
         return unknown
     cert = x509.load_der_x509_certificate(der)
-    not_after = cert.not_valid_after_utc
-    return {"subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string(),
-            "not_after": not_after.isoformat(), "days_left": (not_after - datetime.now(timezone.utc)).days}
+    return _validity(cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), cert.not_valid_after_utc)
+
+
+def _validity(subject: str, issuer: str, not_after: datetime) -> dict:
+    return {"subject": subject, "issuer": issuer, "not_after": not_after.isoformat(),
+            "days_left": (not_after - datetime.now(timezone.utc)).days}
 
 
 def _authentication(conn: psycopg.Connection, params: dict[str, str]) -> dict:
@@ -310,7 +317,7 @@ def _authentication(conn: psycopg.Connection, params: dict[str, str]) -> dict:
         method = "password"
     elif client_dn:
         method = "certificate"
-    elif params["host"].startswith("/"):
+    elif _local(params):
         method = "peer (local socket)"
     else:
         method = "none (trust)"
@@ -406,7 +413,7 @@ def problems(report: ConnReport, params: dict[str, str], t: Thresholds, settings
 
 def _tls_problems(report: ConnReport, params: dict[str, str], t: Thresholds) -> list[str]:
     tls = report.tls
-    if params["host"].startswith("/"):
+    if _local(params):
         return []
     if not tls.get("in_use"):
         return [f"the connection is not encrypted (sslmode={tls.get('sslmode')}): set sslmode=verify-full and "
