@@ -21,7 +21,7 @@ STAMP := .cache
 MOTO_WHEELS := lab/.cache/moto-wheels.tar
 SSHD := $(STAMP)/openssh-server/usr/sbin/sshd
 
-.PHONY: help deps system-deps venv lint yamllint ansible-lint unit integration molecule test \
+.PHONY: help deps system-deps venv lint yamllint ansible-lint ruff role-docs role-docs-check unit integration molecule test \
 	lab lab-image lab-test lab-down lab-clean bench-migrate bench-backup bench-ship clean $(PLAYBOOKS)
 
 help: ## list the targets
@@ -54,11 +54,17 @@ $(VENV)/.installed: requirements.txt requirements.lock | $(STAMP)/system-deps
 	$(PY) -m pip install -q -r requirements.txt -c requirements.lock
 	touch $@
 
-lint: yamllint ansible-lint ## yamllint + ansible-lint (production profile)
+lint: yamllint ansible-lint ruff role-docs-check ## yamllint, ansible-lint (production profile), ruff, role READMEs in step with their specs
 yamllint: venv
 	yamllint --strict .
 ansible-lint: venv
 	ansible-lint --profile production
+ruff: venv
+	ruff check .
+role-docs: venv ## regenerate each role README's variable section from meta/argument_specs.yml
+	bin/role-docs
+role-docs-check: venv
+	bin/role-docs --check
 
 unit: venv ## unit tests (pure logic)
 	pytest tests/unit

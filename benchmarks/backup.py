@@ -6,9 +6,9 @@ benchmarks' generated database (benchmarks/benchdb.py, --scale GB). Each round
 runs, in turn: the bare `pg_dump -Fc -Z0 > /dev/null` (the ceiling: nothing
 compressed, encrypted or stored), pgharbor's backup (pg_dump | zstd | gpg into
 a directory, hashed, manifest with row counts from the same snapshot:
-module_utils/pgharbor/backup.py), and the default `pg_dump -Fc` (gzip level 6)
+module_utils/pgharbor/backup/take.py), and the default `pg_dump -Fc` (gzip level 6)
 into a file for reference. After each pgharbor backup, a restore drill
-(module_utils/pgharbor/dumpverify.py, level restore) restores it into a scratch
+(module_utils/pgharbor/backup/verify.py, level restore) restores it into a scratch
 database, checks it against the manifest and pg_amcheck: its time per GB is
 recorded. Medians over --rounds rounds; results as JSON in benchmarks/results/
 and a Markdown table on stdout.
@@ -33,11 +33,12 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO / "module_utils"), str(REPO / "ben
 
 from benchdb import DB, generate, run  # noqa: E402
 from gpgtest import make_key  # noqa: E402
-from pgharbor.backup import BackupSettings, take_backup  # noqa: E402
-from pgharbor.dumpverify import verify  # noqa: E402
-from pgharbor.gpgkeys import import_keys  # noqa: E402
-from pgharbor.store import Store  # noqa: E402
 from pgserver import PG_BINDIR, start_server  # noqa: E402
+
+from pgharbor.backup.keys import import_keys  # noqa: E402
+from pgharbor.backup.store import Store  # noqa: E402
+from pgharbor.backup.take import BackupSettings, take_backup  # noqa: E402
+from pgharbor.backup.verify import verify  # noqa: E402
 
 
 def main() -> None:
@@ -107,7 +108,8 @@ def main() -> None:
         for name, median in medians.items():
             runs = ", ".join(f"{v:.1f}" for v in timings[name])
             kept = f"{statistics.median(stored[name]) / 1e6:.0f}" if name in stored else "-"
-            print(f"| {name} | {median:.1f} | {runs} | {size / 1e6 / median:.0f} | {bare_median / median:.0%} | {kept} |")
+            print(f"| {name} | {median:.1f} | {runs} | {size / 1e6 / median:.0f} | {bare_median / median:.0%} "
+                  f"| {kept} |")
         print(f"\nrestore drill (restore only): median {statistics.median(drills):.1f} s = "
               f"{result['restore_seconds_per_gb']:.1f} s per GB of database")
         print(f"{gb:.2f} GB database, {result['cpus']} CPUs; results: {out.relative_to(REPO)}")

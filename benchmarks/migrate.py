@@ -4,9 +4,9 @@
 Two throwaway PostgreSQL 15 servers on loopback (tests/pgserver.py). The
 source gets a generated database of --scale GB (several tables, the largest
 with a GIN index on jsonb). Each round runs every tool once, in turn, into a
-freshly created target database: pgharbor (module_utils/pgharbor/migrate.py),
+freshly created target database: pgharbor (module_utils/pgharbor/migration/migrate.py),
 pg_dump -Fc | pg_restore, pg_dump -Fd -j J + pg_restore -j J, pgcopydb clone.
-After each pgharbor copy, pg_compare (module_utils/pgharbor/compare.py)
+After each pgharbor copy, pg_compare (module_utils/pgharbor/migration/compare.py)
 compares source and target. Medians over --rounds rounds; results as JSON in
 benchmarks/results/ and as a Markdown table on stdout.
 
@@ -28,10 +28,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "module_utils"), str(REPO / "benchmarks")]
 
-from pgharbor.compare import compare  # noqa: E402
-from pgharbor.migrate import migrate  # noqa: E402
 from benchdb import DB, generate, psql, run  # noqa: E402
 from pgserver import PG_BINDIR, start_server  # noqa: E402
+
+from pgharbor.migration.compare import compare  # noqa: E402
+from pgharbor.migration.migrate import migrate  # noqa: E402
+
 
 def reset_target(target) -> None:
     psql(target, f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")

@@ -4,11 +4,11 @@
 A tier-1-shaped backup of --size-gb of random bytes (what an encrypted dump
 looks like to a network: incompressible). Tier 2: pgharbor's shipping (rsync
 over SSH into an rrsync write-only directory, artefact then manifest,
-module_utils/pgharbor/sshship.py) against a plain `rsync -e ssh` of the same
+module_utils/pgharbor/tiers/ssh.py) against a plain `rsync -e ssh` of the same
 file to a plain directory, both through one real sshd on loopback
 (tests/sshserver.py). Tier 3: pgharbor's upload (multipart with per-part
 SHA-256, the whole file hashed against the manifest, If-None-Match, manifest
-last: module_utils/pgharbor/s3store.py) against boto3's `upload_file` with
+last: module_utils/pgharbor/tiers/s3.py) against boto3's `upload_file` with
 the same part size and concurrency, both to the moto server over HTTP on
 loopback (tests/s3server.py). Each round ships to a fresh key/directory;
 medians over --rounds rounds; JSON in benchmarks/results/ and a Markdown
@@ -34,14 +34,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "module_utils")]
 
-from boto3.s3.transfer import TransferConfig  # noqa: E402
-
 from backuptest import synthetic  # noqa: E402
-from pgharbor.s3settings import MIB, S3Settings  # noqa: E402
-from pgharbor.s3store import S3Store  # noqa: E402
-from pgharbor.sshship import SshTarget, ship  # noqa: E402
+from boto3.s3.transfer import TransferConfig  # noqa: E402
 from s3server import ADMIN, REGION, start_s3  # noqa: E402
 from sshserver import keygen, start_sshd  # noqa: E402
+
+from pgharbor.tiers.s3 import S3Store  # noqa: E402
+from pgharbor.tiers.s3settings import MIB, S3Settings  # noqa: E402
+from pgharbor.tiers.ssh import SshTarget, ship  # noqa: E402
 
 PART_MB = 16
 CONCURRENCY = 4
@@ -84,10 +84,11 @@ def main() -> None:
             sshd.authorized_keys.write_text("")
             sshd.authorize(public, f'restrict,command="rrsync -wo -no-del {incoming}"')
             target = SshTarget("127.0.0.1", sshd.user, str(identity), str(known_hosts), port=sshd.port, retries=0)
-            timed("tier 2: pgharbor (rsync over SSH, write-only, artefact + manifest)", lambda: ship(backup, target))
+            timed("tier 2: pgharbor (rsync over SSH, write-only, artefact + manifest)",
+                  lambda target=target: ship(backup, target))
             sshd.authorized_keys.write_text("")
             sshd.authorize(public, "restrict")
-            timed("tier 2: plain rsync -e ssh", lambda: subprocess.run(
+            timed("tier 2: plain rsync -e ssh", lambda plain=plain: subprocess.run(
                 ["rsync", "--times", "-e", ssh, str(backup.artefact), f"{sshd.user}@127.0.0.1:{plain}/"], check=True))
             shutil.rmtree(incoming)
             shutil.rmtree(plain)
@@ -97,11 +98,11 @@ def main() -> None:
                                        secret_access_key=ADMIN["aws_secret_access_key"],
                                        part_size_mb=PART_MB, concurrency=CONCURRENCY))
             timed("tier 3: pgharbor (multipart, CRC32 per part, SHA-256 of the whole, manifest last)",
-                  lambda: store.ship(backup))
+                  lambda store=store: store.ship(backup))
             config = TransferConfig(multipart_threshold=PART_MB * MIB, multipart_chunksize=PART_MB * MIB,
                                     max_concurrency=CONCURRENCY)
-            timed("tier 3: boto3 upload_file", lambda: admin.upload_file(
-                str(backup.artefact), "bench", f"plain{round_no}/{backup.artefact.name}", Config=config))
+            timed("tier 3: boto3 upload_file", lambda key=f"plain{round_no}/{backup.artefact.name}", config=config:
+                  admin.upload_file(str(backup.artefact), "bench", key, Config=config))
             for page in admin.get_paginator("list_objects_v2").paginate(Bucket="bench"):
                 for item in page.get("Contents", []):
                     admin.delete_object(Bucket="bench", Key=item["Key"])

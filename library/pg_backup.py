@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible wrapper around pgharbor.backup."""
+"""Ansible wrapper around pgharbor.cli.agent: a backup now, as the timer takes it."""
 
 from __future__ import annotations
 
@@ -31,12 +31,12 @@ options:
     description: JSON settings file written by the pg_backup role; ignored when absent.
     type: path
     default: /etc/pgharbor/backup.json
-  conninfo:
+  db:
     description: libpq connection string of the database to back up, for example
       C(host=/var/run/postgresql dbname=buffer user=backup).
     type: str
-  password:
-    description: Password for O(conninfo).
+  db_password:
+    description: Password for O(db), kept out of the connection string so that it is never logged.
     type: str
   directory:
     description: The tier-1 backup directory (owned by the user the module runs as, mode 0700).
@@ -89,7 +89,7 @@ EXAMPLES = r"""
 - name: Back up with explicit settings
   pg_backup:
     config: ""
-    conninfo: host=/var/run/postgresql dbname=buffer user=backup
+    db: host=/var/run/postgresql dbname=buffer user=backup
     directory: /var/backups/pgharbor
     keyring: /etc/pgharbor/keyring
     recipients: [73A79928307AA0E3D2DD80D3887335684948CFC8]
@@ -144,21 +144,22 @@ import time
 from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.audit import audit
-from ansible.module_utils.pgharbor.backup import BackupError, ShippingFailed, check_backup, run_backup, settings_from
-from ansible.module_utils.pgharbor.config import ConfigError, load_config
-from ansible.module_utils.pgharbor.connargs import with_password
+from ansible.module_utils.pgharbor.backup.audit import audit
+from ansible.module_utils.pgharbor.backup.take import check_backup
+from ansible.module_utils.pgharbor.cli.agent import ShippingFailed, run_backup, settings_from
+from ansible.module_utils.pgharbor.common.settings import BACKUP_CONFIG, load_config
+from ansible.module_utils.pgharbor.errors import PgharborError
+from ansible.module_utils.pgharbor.pg.conninfo import connection_options, with_password
 
-SETTINGS = ("conninfo", "directory", "keyring", "recipients", "compression_level", "compression_threads",
+SETTINGS = ("db", "directory", "keyring", "recipients", "compression_level", "compression_threads",
             "table_hashes", "reserve_mb", "server_name")
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "config": {"type": "path", "default": "/etc/pgharbor/backup.json"},
-            "conninfo": {"type": "str"},
-            "password": {"type": "str", "no_log": True},
+            "config": {"type": "path", "default": BACKUP_CONFIG},
+            **connection_options("db", required=False),
             "directory": {"type": "path"},
             "keyring": {"type": "path"},
             "recipients": {"type": "list", "elements": "str"},
@@ -177,10 +178,10 @@ def main() -> None:
     try:
         config = load_config(p["config"]) if p["config"] and os.path.exists(p["config"]) else {}
         config.update({key: p[key] for key in SETTINGS if p[key] is not None})
-        if config.get("conninfo"):
-            config["conninfo"] = with_password(config["conninfo"], p["password"])
+        if config.get("db"):
+            config["db"] = with_password(config["db"], p["db_password"])
         settings = settings_from(config)
-    except ConfigError as exc:
+    except PgharborError as exc:
         module.fail_json(msg=str(exc))
     try:
         if module.check_mode:
@@ -191,7 +192,7 @@ def main() -> None:
             run = run_backup(settings)
         except ShippingFailed as exc:
             run, failed = exc.run, str(exc)
-    except BackupError as exc:
+    except PgharborError as exc:
         module.fail_json(msg=str(exc))
     manifest = run.manifest
     result = {"changed": True, "backup": manifest.id, "artefact": os.path.join(settings.directory, manifest.artefact),

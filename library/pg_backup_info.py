@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible wrapper around pgharbor.health: one tier's backups and health."""
+"""Ansible wrapper around pgharbor.tiers.options.tier_report: one tier's backups and health."""
 
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ EXAMPLES = r"""
   pg_backup_info:
     tier: tier3
     s3: "{{ pg_backup_tier3 }}"
-    access_key_id: "{{ vault_backup_reader_access_key_id }}"
-    secret_access_key: "{{ vault_backup_reader_secret_access_key }}"
+    s3_access_key_id: "{{ vault_backup_reader_access_key_id }}"
+    s3_secret_access_key: "{{ vault_backup_reader_secret_access_key }}"
   delegate_to: localhost
 """
 
@@ -104,24 +104,8 @@ healthy:
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.config import ConfigError
-from ansible.module_utils.pgharbor.health import bucket_health, tier_health
-from ansible.module_utils.pgharbor.s3settings import S3Error
-from ansible.module_utils.pgharbor.tierargs import TIER_REQUIRED_IF, bucket, client, tier_config, tier_options
-
-
-def tier_report(p: dict, now: datetime) -> dict:
-    if p["tier"] == "tier3":
-        return bucket_health(bucket(p), p["max_age_hours"] or 2, now, "max_age_hours")
-    config = tier_config(p)
-    if p["tier"] == "tier1":
-        return tier_health(config["directory"], p["max_age_hours"] or float(config.get("max_age_hours", 2)), now)
-    settings, store = client(config, p["host"])
-    report = tier_health(str(store), p["max_age_hours"] or float(settings.get("max_age_hours", 2)), now,
-                         max_age_setting=f"backup_server_clients[{p['host']}].max_age_hours")
-    # so that a sparser retention here is not taken for missing backups
-    report["retention"] = settings.get("retention")
-    return report
+from ansible.module_utils.pgharbor.errors import PgharborError
+from ansible.module_utils.pgharbor.tiers.options import TIER_REQUIRED_IF, tier_options, tier_report
 
 
 def main() -> None:
@@ -132,7 +116,7 @@ def main() -> None:
     )
     try:
         health = tier_report(module.params, datetime.now(timezone.utc))
-    except (ConfigError, S3Error, OSError, KeyError) as exc:
+    except PgharborError as exc:
         module.fail_json(msg=f"{module.params['tier']}: {exc}")
     module.exit_json(changed=False, health=health, healthy=health["healthy"])
 

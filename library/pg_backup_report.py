@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible wrapper around pgharbor.tierreport: one DB host across its tiers."""
+"""Ansible wrapper around pgharbor.tiers.report: one DB host across its tiers."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ options:
     description: The DB host the reports are about.
     type: str
     required: true
-  tiers:
-    description: The M(pg_backup_info) RV(pg_backup_info#module:health) of each tier, keyed C(tier1), C(tier2), C(tier3).
+  health:
+    description: The M(pg_backup_info) RV(pg_backup_info#module:health) of each tier, keyed C(tier1), C(tier2),
+      C(tier3).
     type: dict
     required: true
 """
@@ -85,18 +86,18 @@ prometheus:
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.tierreport import TIERS, host_report, prometheus, table
+from ansible.module_utils.pgharbor.tiers.report import TIERS, host_report, prometheus, table
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"host": {"type": "str", "required": True}, "tiers": {"type": "dict", "required": True}},
+        argument_spec={"host": {"type": "str", "required": True}, "health": {"type": "dict", "required": True}},
         supports_check_mode=True,
     )
-    unknown = sorted(set(module.params["tiers"]) - set(TIERS))
+    unknown = sorted(set(module.params["health"]) - set(TIERS))
     if unknown:
-        module.fail_json(msg=f"tiers: unknown tier(s) {', '.join(unknown)}; use {', '.join(TIERS)}")
-    tiers = {tier: r for tier, r in module.params["tiers"].items() if r}
+        module.fail_json(msg=f"health: unknown tier(s) {', '.join(unknown)}; use {', '.join(TIERS)}")
+    tiers = {tier: r for tier, r in module.params["health"].items() if r}
     report = host_report(module.params["host"], tiers, datetime.now(timezone.utc))
     module.exit_json(changed=False, report=report, table=table(report).splitlines(), prometheus=prometheus(report))
 

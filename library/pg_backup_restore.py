@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible wrapper around pgharbor.swap."""
+"""Ansible wrapper around pgharbor.backup.swap."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 source_tier:
-  description: The tier the backup was taken from (the first in O(source) that had it).
+  description: The tier the backup was taken from (the first in O(tiers) that had it).
   returned: state=restored
   type: str
   sample: tier3
@@ -116,14 +116,12 @@ import os
 
 import psycopg
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.config import ConfigError
-from ansible.module_utils.pgharbor.backupargs import backup_directory, backup_source_options, backup_sources
-from ansible.module_utils.pgharbor.connargs import conninfo
-from ansible.module_utils.pgharbor.fetch import FetchError, fetched
-from ansible.module_utils.pgharbor.gpgkeys import KeyProblem, secret_keyring
-from ansible.module_utils.pgharbor.restore import RestoreError
-from ansible.module_utils.pgharbor.store import StoreError
-from ansible.module_utils.pgharbor.swap import restore_new, swap, undo
+from ansible.module_utils.pgharbor.backup.keys import secret_keyring
+from ansible.module_utils.pgharbor.backup.swap import restore_new, swap, undo
+from ansible.module_utils.pgharbor.errors import PgharborError
+from ansible.module_utils.pgharbor.pg.conninfo import connection_options, conninfo
+from ansible.module_utils.pgharbor.tiers.fetch import fetched
+from ansible.module_utils.pgharbor.tiers.options import backup_directory, backup_source_options, backup_sources
 
 
 def main() -> None:
@@ -133,8 +131,7 @@ def main() -> None:
             **backup_source_options(),
             "database": {"type": "str", "required": True},
             "restore_name": {"type": "str"},
-            "server": {"type": "str", "default": "host=/var/run/postgresql dbname=postgres user=postgres"},
-            "server_password": {"type": "str", "no_log": True},
+            **connection_options("server", default="host=/var/run/postgresql dbname=postgres user=postgres"),
             "state_file": {"type": "path"},
         },
         supports_check_mode=True,
@@ -143,7 +140,7 @@ def main() -> None:
     p = module.params
     try:
         directory = backup_directory(p)
-    except ConfigError as exc:
+    except PgharborError as exc:
         module.fail_json(msg=str(exc))
     admin = conninfo(p, "server")
     restored = p["restore_name"] or f"{p['database']}_restore"
@@ -162,7 +159,7 @@ def main() -> None:
         if p["state"] == "swapped":
             module.exit_json(**swap(admin, p["database"], restored, state_file))
         module.exit_json(**undo(admin, state_file))
-    except (StoreError, RestoreError, KeyProblem, FetchError, ConfigError, psycopg.Error) as exc:
+    except (PgharborError, psycopg.Error) as exc:
         module.fail_json(msg=str(exc))
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible wrapper around pgharbor.prune: retention applied to one tier."""
+"""Ansible wrapper around pgharbor.tiers.options.prune_tier: retention applied to one tier."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ EXAMPLES = r"""
     tier: tier3
     s3: "{{ pg_backup_tier3 }}"
     policy: {daily: 30, monthly: 12}
-    access_key_id: "{{ vault_backup_retention_access_key_id }}"
-    secret_access_key: "{{ vault_backup_retention_secret_access_key }}"
+    s3_access_key_id: "{{ vault_backup_retention_access_key_id }}"
+    s3_secret_access_key: "{{ vault_backup_retention_secret_access_key }}"
   delegate_to: localhost
 """
 
@@ -53,31 +53,9 @@ removed:
   elements: str
 """
 
-from datetime import datetime, timezone
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.config import ConfigError
-from ansible.module_utils.pgharbor.prune import prune_bucket, prune_store
-from ansible.module_utils.pgharbor.retention import Decision, Policy, PolicyError
-from ansible.module_utils.pgharbor.s3settings import S3Error
-from ansible.module_utils.pgharbor.store import Store
-from ansible.module_utils.pgharbor.tierargs import TIER_REQUIRED_IF, bucket, client, tier_config, tier_options
-
-
-def decide_and_prune(p: dict, dry_run: bool) -> list[Decision]:
-    now = datetime.now(timezone.utc)
-    if p["tier"] == "tier3":
-        if not p["policy"]:
-            raise PolicyError("policy: tier 3 has no policy of its own on the hosts; give one")
-        return prune_bucket(bucket(p), Policy.from_dict(p["policy"], "policy"), now, dry_run=dry_run)
-    config = tier_config(p)
-    if p["tier"] == "tier1":
-        policy = Policy.from_dict(p["policy"] or config.get("retention") or {}, "policy (pg_backup_retention)")
-        return prune_store(Store(config["directory"]), policy, now, dry_run=dry_run)
-    settings, store = client(config, p["host"])
-    policy = Policy.from_dict(p["policy"] or settings.get("retention") or {},
-                              f"backup_server_clients[{p['host']}].retention")
-    return prune_store(Store(store), policy, now, dry_run=dry_run, all_verified=True)
+from ansible.module_utils.pgharbor.errors import PgharborError
+from ansible.module_utils.pgharbor.tiers.options import TIER_REQUIRED_IF, prune_tier, tier_options
 
 
 def main() -> None:
@@ -87,8 +65,8 @@ def main() -> None:
         required_if=TIER_REQUIRED_IF,
     )
     try:
-        decisions = decide_and_prune(module.params, module.check_mode)
-    except (ConfigError, PolicyError, S3Error, OSError, KeyError) as exc:
+        decisions = prune_tier(module.params, module.check_mode)
+    except PgharborError as exc:
         module.fail_json(msg=f"{module.params['tier']}: {exc}")
     removed = [d.id for d in decisions if not d.keep]
     module.exit_json(changed=bool(removed), decisions=[d.as_dict() for d in decisions], removed=removed)

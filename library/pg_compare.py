@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible wrapper around pgharbor.compare."""
+"""Ansible wrapper around pgharbor.migration.compare."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ differences:
   returned: always
   type: list
   elements: str
-  sample: ["table buffer.orders: 1000 rows on source, 999 on target, 1 differing chunks; missing on target e.g. ['17']..."]
+  sample: ["table buffer.orders: 1000 rows on source, 999 on target, 1 differing chunks; missing on target e.g.
+            ['17']..."]
 schema_diff:
   description: Schema differences, C(-) only on the source, C(+) only on the target, C(~) changed.
   returned: always
@@ -82,7 +83,8 @@ tables:
   returned: always
   type: list
   elements: dict
-  sample: [{table: buffer.customers, source_rows: 1000, target_rows: 1000, chunks: 1, differing_chunks: [], equal: true}]
+  sample: [{table: buffer.customers, source_rows: 1000, target_rows: 1000, chunks: 1, differing_chunks: [],
+            equal: true}]
 sequences:
   description: Sequences whose values differ.
   returned: always
@@ -104,8 +106,9 @@ seconds:
 
 import psycopg
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.compare import compare
-from ansible.module_utils.pgharbor.connargs import connection_options, conninfo
+from ansible.module_utils.pgharbor.errors import PgharborError
+from ansible.module_utils.pgharbor.migration.compare import compare
+from ansible.module_utils.pgharbor.pg.conninfo import connection_options, conninfo
 
 
 def main() -> None:
@@ -125,7 +128,7 @@ def main() -> None:
         report = compare(conninfo(p, "source"), conninfo(p, "target"), role_map=p["role_map"],
                          ignore_roles=p["ignore_roles"], chunk_rows=p["chunk_rows"], examples=p["examples"],
                          jobs=p["jobs"])
-    except psycopg.Error as exc:
+    except (PgharborError, psycopg.Error) as exc:
         module.fail_json(msg=str(exc).strip())
     result = {"changed": False, **report.as_dict()}
     if not report.equal:

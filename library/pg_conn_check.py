@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible wrapper around pgharbor.conncheck."""
+"""Ansible wrapper around pgharbor.link.check."""
 
 from __future__ import annotations
 
@@ -163,7 +163,8 @@ query_ms:
   type: dict
   sample: {p50: 0.3, p95: 0.5, p99: 0.9, min: 0.2, max: 1.1, count: 100}
 tls:
-  description: Whether TLS is in use, with the C(sslmode), protocol, cipher, key bits and the server certificate (subject,
+  description: Whether TLS is in use, with the C(sslmode), protocol, cipher, key bits and the server certificate
+    (subject,
     issuer, not_after, days_left, sslrootcert, verify_full, verify_error).
   returned: when reachable
   type: dict
@@ -208,9 +209,10 @@ summary:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.conncheck import CheckSettings, Thresholds, check_connection
-from ansible.module_utils.pgharbor.connargs import connection_options, conninfo
-from ansible.module_utils.pgharbor.retry import RetryPolicy
+from ansible.module_utils.pgharbor.errors import PgharborError
+from ansible.module_utils.pgharbor.link.check import CheckSettings, Thresholds, check_connection
+from ansible.module_utils.pgharbor.link.retry import RetryPolicy
+from ansible.module_utils.pgharbor.pg.conninfo import connection_options, conninfo
 
 RETRY_SPEC = {
     "base_seconds": {"type": "float", "default": 0.5},
@@ -247,7 +249,7 @@ def main() -> None:
         settings = CheckSettings(attempts=p["attempts"], queries=p["queries"], throughput_mb=p["throughput_mb"],
                                  restart_test=p["restart_test"], restart_window_seconds=p["restart_window"],
                                  retry=RetryPolicy(**p["retry"]), timeout_seconds=p["timeout"])
-    except ValueError as exc:
+    except PgharborError as exc:
         module.fail_json(msg=str(exc))
     report = check_connection(conninfo(p, "target"), settings, Thresholds(**p["thresholds"]))
     result = {"changed": False, **report.as_dict(), "summary": report.summary()}

@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible wrapper around pgharbor.dumpverify."""
+"""Ansible wrapper around pgharbor.backup.verify."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ options:
     default: checksum
   server:
     description: For level C(restore), libpq connection string of a role that may create databases (and, for
-      C(pg_amcheck), install the amcheck extension), for example C(host=/var/run/postgresql dbname=postgres user=postgres).
+      C(pg_amcheck), install the amcheck extension), for example
+      C(host=/var/run/postgresql dbname=postgres user=postgres).
     type: str
   server_password:
     description: Password for O(server).
@@ -55,7 +56,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 source_tier:
-  description: The tier the backup was taken from (the first in O(source) that had it).
+  description: The tier the backup was taken from (the first in O(tiers) that had it).
   returned: always
   type: str
   sample: tier3
@@ -91,12 +92,12 @@ size:
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.config import ConfigError
-from ansible.module_utils.pgharbor.backupargs import backup_source_options, backup_sources
-from ansible.module_utils.pgharbor.connargs import conninfo
-from ansible.module_utils.pgharbor.dumpverify import LEVELS, VerifyError, verify
-from ansible.module_utils.pgharbor.fetch import FetchError, fetched
-from ansible.module_utils.pgharbor.store import Store, StoreError
+from ansible.module_utils.pgharbor.backup.store import Store
+from ansible.module_utils.pgharbor.backup.verify import LEVELS, VerifyError, verify
+from ansible.module_utils.pgharbor.errors import PgharborError
+from ansible.module_utils.pgharbor.pg.conninfo import connection_options, conninfo
+from ansible.module_utils.pgharbor.tiers.fetch import fetched
+from ansible.module_utils.pgharbor.tiers.options import backup_source_options, backup_sources
 
 
 def main() -> None:
@@ -104,8 +105,7 @@ def main() -> None:
         argument_spec={
             **backup_source_options(),
             "level": {"type": "str", "choices": list(LEVELS), "default": "checksum"},
-            "server": {"type": "str"},
-            "server_password": {"type": "str", "no_log": True},
+            **connection_options("server", required=False),
         },
         supports_check_mode=True,
         required_if=[("level", "readable", ["private_key"]), ("level", "restore", ["private_key", "server"])],
@@ -125,7 +125,7 @@ def main() -> None:
             except VerifyError as exc:
                 _note(module, store, exc.verification.as_dict())
                 module.fail_json(msg=str(exc), verification=exc.verification.as_dict(), **common)
-    except (ConfigError, StoreError, FetchError) as exc:
+    except PgharborError as exc:
         module.fail_json(msg=str(exc))
     _note(module, store, record.as_dict())
     module.exit_json(verification=record.as_dict(), **common)

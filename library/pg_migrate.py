@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible wrapper around pgharbor.migrate (with preflight and freeze)."""
+"""Ansible wrapper around pgharbor.migration.migrate (with preflight and freeze)."""
 
 from __future__ import annotations
 
@@ -128,10 +128,11 @@ from dataclasses import asdict
 
 import psycopg
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.connargs import connection_options, conninfo
-from ansible.module_utils.pgharbor.freeze import FreezeError, freeze
-from ansible.module_utils.pgharbor.migrate import MigrationError, migrate
-from ansible.module_utils.pgharbor.preflight import preflight
+from ansible.module_utils.pgharbor.errors import PgharborError
+from ansible.module_utils.pgharbor.migration.freeze import freeze
+from ansible.module_utils.pgharbor.migration.migrate import migrate
+from ansible.module_utils.pgharbor.migration.preflight import preflight
+from ansible.module_utils.pgharbor.pg.conninfo import connection_options, conninfo
 
 
 def main() -> None:
@@ -165,7 +166,7 @@ def main() -> None:
             result["freeze"] = asdict(freeze(source, p["freeze_state_file"], drain_seconds=p["drain_seconds"]))
         copied = migrate(source, target, target_role=p["target_role"], jobs=p["jobs"], status_path=p["status_file"],
                          allow_nonempty_target=p["allow_nonempty_target"])
-    except (MigrationError, FreezeError, psycopg.Error) as exc:
+    except (PgharborError, psycopg.Error) as exc:
         module.fail_json(msg=str(exc).strip(), **result)
     module.exit_json(changed=True, **result, **copied.as_dict())
 

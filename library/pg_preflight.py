@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible wrapper around pgharbor.preflight."""
+"""Ansible wrapper around pgharbor.migration.preflight."""
 
 from __future__ import annotations
 
@@ -74,8 +74,8 @@ summary:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.connargs import connection_options, conninfo
-from ansible.module_utils.pgharbor.preflight import preflight
+from ansible.module_utils.pgharbor.migration.preflight import preflight
+from ansible.module_utils.pgharbor.pg.conninfo import connection_options, conninfo
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible wrapper around pgharbor.freeze."""
+"""Ansible wrapper around pgharbor.migration.freeze."""
 
 from __future__ import annotations
 
@@ -20,12 +20,13 @@ author: pgharbor
 extends_documentation_fragment:
   - pgharbor_attributes
 options:
-  db:
-    description: libpq connection string of the database, as a superuser or its owner (C(postgres) over the local socket).
+  source:
+    description: libpq connection string of the source database, as a superuser or its owner (C(postgres) over the local
+      socket).
     type: str
     required: true
-  password:
-    description: Password for O(db).
+  source_password:
+    description: Password for O(source), kept out of the connection string so that it is never logged.
     type: str
   state:
     description: Whether the database should be frozen or thawed.
@@ -47,7 +48,7 @@ requirements:
 EXAMPLES = r"""
 - name: Freeze the legacy database for the cutover
   pg_source_freeze:
-    db: host=/var/run/postgresql dbname=buffer user=postgres
+    source: host=/var/run/postgresql dbname=buffer user=postgres
     state_file: /var/lib/pgharbor/migration/buffer.freeze.json
     drain_seconds: 30
   become: true
@@ -55,7 +56,7 @@ EXAMPLES = r"""
 
 - name: Lift the freeze exactly as it was
   pg_source_freeze:
-    db: host=/var/run/postgresql dbname=buffer user=postgres
+    source: host=/var/run/postgresql dbname=buffer user=postgres
     state: thawed
     state_file: /var/lib/pgharbor/migration/buffer.freeze.json
   become: true
@@ -89,15 +90,15 @@ from dataclasses import asdict
 
 import psycopg
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.connargs import with_password
-from ansible.module_utils.pgharbor.freeze import FreezeError, freeze, thaw
+from ansible.module_utils.pgharbor.errors import PgharborError
+from ansible.module_utils.pgharbor.migration.freeze import freeze, thaw
+from ansible.module_utils.pgharbor.pg.conninfo import connection_options, conninfo
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "db": {"type": "str", "required": True},
-            "password": {"type": "str", "no_log": True},
+            **connection_options("source"),
             "state": {"type": "str", "choices": ["frozen", "thawed"], "default": "frozen"},
             "state_file": {"type": "path", "required": True},
             "drain_seconds": {"type": "float", "default": 30},
@@ -105,13 +106,13 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    db = with_password(p["db"], p["password"])
+    source = conninfo(p, "source")
     try:
         if p["state"] == "frozen":
-            result = freeze(db, p["state_file"], drain_seconds=p["drain_seconds"], check_mode=module.check_mode)
+            result = freeze(source, p["state_file"], drain_seconds=p["drain_seconds"], check_mode=module.check_mode)
         else:
-            result = thaw(db, p["state_file"], check_mode=module.check_mode)
-    except (FreezeError, psycopg.Error) as exc:
+            result = thaw(source, p["state_file"], check_mode=module.check_mode)
+    except (PgharborError, psycopg.Error) as exc:
         module.fail_json(msg=str(exc).strip())
     module.exit_json(**asdict(result))
 

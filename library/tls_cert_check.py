@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible wrapper around pgharbor.x509check."""
+"""Ansible wrapper around pgharbor.link.certificates."""
 
 from __future__ import annotations
 
@@ -117,11 +117,12 @@ problems:
   returned: always
   type: list
   elements: str
-  sample: ["private key /secure/pki/db1.key does not match certificate /secure/pki/db1.crt: supply the key the certificate was issued for"]
+  sample: ["private key /secure/pki/db1.key does not match certificate /secure/pki/db1.crt: supply the key the
+            certificate was issued for"]
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.x509check import check_certificate
+from ansible.module_utils.pgharbor.link.certificates import check_certificate
 
 
 def main() -> None:

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from psycopg import sql
-
 from gpgtest import TestKey
 from migrationdb import AWKWARD
 from pgserver import PgServer
-from pgharbor.backup import BackupSettings
-from pgharbor.gpgkeys import import_keys
-from pgharbor.manifest import Manifest, backup_id, utc_text
-from pgharbor.store import Backup, Store
+from psycopg import sql
+
+from pgharbor.backup.keys import import_keys
+from pgharbor.backup.manifest import Manifest, backup_id, utc_text
+from pgharbor.backup.store import Backup, Store
+from pgharbor.cli.agent import AgentSettings
 
 REPO = Path(__file__).resolve().parent.parent
 DBNAME = "appdb"
@@ -58,20 +58,20 @@ def keyring_with(directory: Path, *keys: TestKey) -> str:
     return str(home)
 
 
-def settings(server: PgServer, directory: Path, keyring: str, recipients: list[str], **kwargs) -> BackupSettings:
-    return BackupSettings(conninfo=server.conninfo(kwargs.pop("dbname", DBNAME)), directory=str(directory),
-                          keyring=keyring, recipients=recipients, server_name="testhost", **kwargs)
+def settings(server: PgServer, directory: Path, keyring: str, recipients: list[str], **kwargs) -> AgentSettings:
+    return AgentSettings(conninfo=server.conninfo(kwargs.pop("dbname", DBNAME)), directory=str(directory),
+                         keyring=keyring, recipients=recipients, server_name="testhost", **kwargs)
 
 
-def write_config(path: Path, s: BackupSettings, **extra) -> Path:
-    path.write_text(json.dumps({"conninfo": s.conninfo, "directory": s.directory, "keyring": s.keyring,
+def write_config(path: Path, s: AgentSettings, **extra) -> Path:
+    path.write_text(json.dumps({"db": s.conninfo, "directory": s.directory, "keyring": s.keyring,
                                 "recipients": s.recipients, "compression_level": s.compression_level, **extra}))
     return path
 
 
 def cli(config: Path, *args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
     """The pgharbor-backup command, as the timer runs it."""
-    return subprocess.run([sys.executable, "-m", "pgharbor.backupcli", "--config", str(config), *args],
+    return subprocess.run([sys.executable, "-m", "pgharbor.cli.pgharbor_backup", "--config", str(config), *args],
                           env={**os.environ, "PYTHONPATH": str(REPO / "module_utils"), **(env or {})},
                           capture_output=True, text=True, check=False, **kwargs)
 

@@ -8,14 +8,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from backuptest import Keys, create_awkward
 from gpgtest import make_key
 from migrationdb import Pair, prepare, tls_settings
 from pgserver import PgServer, start_server
 from s3server import S3Server, start_s3
 from sshserver import SshServer, keygen, start_sshd
-from pgharbor.sshship import SshTarget
+
+from pgharbor.tiers.ssh import SshTarget
 
 REPO = Path(__file__).resolve().parent.parent
 

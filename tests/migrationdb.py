@@ -13,10 +13,9 @@ import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
-from psycopg import sql
-
 from certs import make_ca, make_leaf, write_cert, write_key
 from pgserver import PgServer
+from psycopg import sql
 
 AWKWARD = Path(__file__).parent / "integration" / "fixtures" / "awkward.sql"
 DBNAME = "appdb"

@@ -26,7 +26,7 @@ options:
   passphrase:
     description: Passphrase of O(private_key).
     type: str
-  source:
+  tiers:
     description:
       - The tiers to take the backup from, nearest first; a tier that is down or does not hold the backup is skipped
         (and named in the result) and the next one is tried. C(tier1) is the directory on the host; C(tier2) the backup

@@ -25,12 +25,12 @@ options:
   s3:
     description: For C(tier3), the bucket as in C(pg_backup_tier3) (bucket, prefix, endpoint_url, region, ...).
     type: dict
-  access_key_id:
+  s3_access_key_id:
     description:
       - For C(tier3), an access key for the prefix (listing and reading; deleting too for retention). The DB hosts'
         own keys may only put objects.
     type: str
-  secret_access_key:
+  s3_secret_access_key:
     description: Its secret.
     type: str
 requirements:

@@ -9,15 +9,15 @@ import threading
 import time
 
 import pytest
-
 from backuptest import DBNAME, cli, counts, keyring_with, settings, write_config
-from pgharbor.backup import take_backup
-from pgharbor.compare import compare
-from pgharbor.dumpverify import verify
-from pgharbor.gpgkeys import secret_keyring
-from pgharbor.manifest import PARTIAL_SUFFIX, Manifest
-from pgharbor.restore import create_database, restore_into
-from pgharbor.store import Store
+
+from pgharbor.backup.keys import secret_keyring
+from pgharbor.backup.manifest import PARTIAL_SUFFIX, Manifest
+from pgharbor.backup.restore import create_database, restore_into
+from pgharbor.backup.store import Store
+from pgharbor.backup.take import take_backup
+from pgharbor.backup.verify import verify
+from pgharbor.migration.compare import compare
 
 
 @pytest.fixture

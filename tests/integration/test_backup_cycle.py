@@ -6,24 +6,25 @@ retention keeps what a tier has not received yet."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
 from ansiblerun import run_module
 from backuptest import cli, keyring_with, settings, write_config
-from pgharbor.backup import ShippingFailed, run_backup
-from pgharbor.health import bucket_health, tier_health
-from pgharbor.intake import take_in
-from pgharbor.retention import Policy
-from pgharbor.s3settings import S3Settings
-from pgharbor.s3store import S3Store
-from pgharbor.store import Store
-from pgharbor.tierreport import disagreements
 from s3server import ADMIN, REGION
 from tcpproxy import TcpProxy
+
+from pgharbor.backup.store import Store
+from pgharbor.cli.agent import ShippingFailed, run_backup
+from pgharbor.tiers.health import bucket_health, tier_health
+from pgharbor.tiers.intake import take_in
+from pgharbor.tiers.report import disagreements
+from pgharbor.tiers.retention import Policy
+from pgharbor.tiers.s3 import S3Store
+from pgharbor.tiers.s3settings import S3Settings
 
 
 @pytest.fixture
@@ -89,10 +90,11 @@ def test_a_tier_down_fails_the_run_but_keeps_everything_and_catches_up(agent, s3
 def test_cli_run_reports_each_tier(agent, tmp_path, s3_server):
     s, _ = agent
     config = write_config(tmp_path / "backup.json", s, tier2=s.tier2.__dict__,
-                          tier3={"bucket": s.tier3.bucket, "prefix": "db1/", "endpoint_url": s3_server.url, "region": REGION},
+                          tier3={"bucket": s.tier3.bucket, "prefix": "db1/", "endpoint_url": s3_server.url,
+                                 "region": REGION},
                           tier3_credentials_file=str(tmp_path / "s3.json"), retention={"hourly": 24})
-    (tmp_path / "s3.json").write_text('{"access_key_id": "%s", "secret_access_key": "%s"}'
-                                      % (ADMIN["aws_access_key_id"], ADMIN["aws_secret_access_key"]))
+    (tmp_path / "s3.json").write_text(json.dumps({"access_key_id": ADMIN["aws_access_key_id"],
+                                                  "secret_access_key": ADMIN["aws_secret_access_key"]}))
     result = cli(config, "run")
     assert result.returncode == 0, result.stderr
     assert "tier2: shipped appdb-" in result.stdout and "tier3: shipped appdb-" in result.stdout
@@ -138,12 +140,12 @@ def test_info_and_report_modules(agent, repo, tmp_path, s3_server):
     rc, tier1, log = run_module(repo, tmp_path, "pg_backup_info", {"config": str(config)})
     assert rc == 0 and tier1["healthy"] and tier1["health"]["count"] == 1, log
     s3 = {"bucket": s.tier3.bucket, "prefix": s.tier3.prefix, "endpoint_url": s3_server.url, "region": REGION}
-    creds = {"access_key_id": ADMIN["aws_access_key_id"], "secret_access_key": ADMIN["aws_secret_access_key"]}
+    creds = {"s3_access_key_id": ADMIN["aws_access_key_id"], "s3_secret_access_key": ADMIN["aws_secret_access_key"]}
     rc, tier3, log = run_module(repo, tmp_path, "pg_backup_info", {"tier": "tier3", "s3": s3, **creds})
     assert rc == 0 and tier3["health"]["newest"] == tier1["health"]["newest"], log
     assert ADMIN["aws_secret_access_key"] not in log
     rc, out, log = run_module(repo, tmp_path, "pg_backup_report",
-                              {"host": "db1", "tiers": {"tier1": tier1["health"], "tier3": tier3["health"]}})
+                              {"host": "db1", "health": {"tier1": tier1["health"], "tier3": tier3["health"]}})
     assert rc == 0 and out["report"]["healthy"] and out["table"][0] == "db1: ok", log
     assert 'pgharbor_backup_count{host="db1",tier="tier3"} 1' in out["prometheus"]
     # an unreachable bucket is a failure naming the tier
@@ -165,7 +167,7 @@ def test_verify_and_restore_fall_back_to_tier3(agent, repo, tmp_path, s3_server,
     s3 = {"bucket": s.tier3.bucket, "prefix": s.tier3.prefix, "endpoint_url": s3_server.url, "region": REGION}
     creds = {"s3_access_key_id": ADMIN["aws_access_key_id"], "s3_secret_access_key": ADMIN["aws_secret_access_key"]}
     args = {"config": str(config), "backup": gone.id, "level": "readable", "private_key": backup_keys.escrow.secret,
-            "source": ["tier1", "tier3"], "s3": s3, **creds}
+            "tiers": ["tier1", "tier3"], "s3": s3, **creds}
     rc, out, log = run_module(repo, tmp_path, "pg_dump_verify", args)
     assert rc == 0 and out["source_tier"] == "tier3", log
     assert out["skipped_tiers"][0].startswith(f"tier1: no complete backup {gone.id!r}")

@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from backuptest import REPO, cli, keyring_with, settings, write_config
-from pgharbor.backup import BackupError, take_backup
-from pgharbor.dumpverify import VerifyError, verify
-from pgharbor.gpgkeys import secret_keyring
-from pgharbor.manifest import PARTIAL_SUFFIX
-from pgharbor.store import Store
+
+from pgharbor.backup.keys import secret_keyring
+from pgharbor.backup.manifest import PARTIAL_SUFFIX
+from pgharbor.backup.store import Store
+from pgharbor.backup.take import BackupError, take_backup
+from pgharbor.backup.verify import VerifyError, verify
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_killed_mid_dump_leaves_no_backup_and_no_lock(pg_server, backup_keys, tm
     keyring = keyring_with(tmp_path, backup_keys.escrow)
     s = settings(pg_server, tier, keyring, [backup_keys.escrow.fingerprint], dbname="big", compression_level=19)
     config = write_config(tmp_path / "backup.json", s)
-    proc = subprocess.Popen([sys.executable, "-m", "pgharbor.backupcli", "--config", str(config), "run"],
+    proc = subprocess.Popen([sys.executable, "-m", "pgharbor.cli.pgharbor_backup", "--config", str(config), "run"],
                             env={**os.environ, "PYTHONPATH": str(REPO / "module_utils")})
     deadline = time.monotonic() + 60
     while not any(p.name.endswith(PARTIAL_SUFFIX) and p.stat().st_size > 0 for p in tier.iterdir()):
@@ -136,7 +136,8 @@ def test_wrong_key_is_named(escrow_settings, backup_keys):
 
 def test_missing_and_expired_keys_refused_before_dumping(awkward_server, backup_keys, tmp_path, tier):
     keyring = keyring_with(tmp_path, backup_keys.escrow, backup_keys.expired)
-    missing = settings(awkward_server, tier, keyring, [backup_keys.escrow.fingerprint, backup_keys.stranger.fingerprint])
+    missing = settings(awkward_server, tier, keyring,
+                       [backup_keys.escrow.fingerprint, backup_keys.stranger.fingerprint])
     with pytest.raises(BackupError, match=f"{backup_keys.stranger.fingerprint} is not in the keyring"):
         take_backup(missing)
     expired = settings(awkward_server, tier, keyring, [backup_keys.expired.fingerprint])
@@ -152,7 +153,7 @@ def test_unreachable_database_refused_before_dumping(awkward_server, backup_keys
     keyring = keyring_with(tmp_path, backup_keys.escrow)
     s = settings(awkward_server, tier, keyring, [backup_keys.escrow.fingerprint])
     s.conninfo = s.conninfo.replace(f"port={awkward_server.port}", "port=1")
-    with pytest.raises(BackupError, match=r"cannot connect to the database \(pg_backup_conninfo\)"):
+    with pytest.raises(BackupError, match=r"cannot connect to the database \(pg_backup_db\)"):
         take_backup(s)
     assert visible(tier) == []
 

@@ -19,7 +19,7 @@ def test_backup_and_verify_modules(repo, awkward_server, backup_keys, tmp_path):
     s.conninfo = awkward_server.conninfo(DBNAME, password="").replace("password=''", "")
     config = write_config(tmp_path / "backup.json", s)
     audit_log = tmp_path / "audit.jsonl"
-    common = {"config": str(config), "password": awkward_server.password}
+    common = {"config": str(config), "db_password": awkward_server.password}
 
     rc, out, log = run_module(repo, tmp_path, "pg_backup", common, check=True)
     assert rc == 0 and out["changed"], log
@@ -55,4 +55,4 @@ def test_backup_module_names_bad_settings(repo, tmp_path):
     rc, out, log = run_module(repo, tmp_path, "pg_backup", {"config": str(tmp_path / "absent.json"),
                                                             "directory": str(tmp_path)})
     assert rc != 0
-    assert "conninfo (pg_backup_conninfo)" in out["msg"] and "recipients (pg_backup_recipients)" in out["msg"], log
+    assert "db (pg_backup_db)" in out["msg"] and "recipients (pg_backup_recipients)" in out["msg"], log

@@ -4,11 +4,10 @@ database compares equal, and each kind of schema difference is named."""
 from __future__ import annotations
 
 import pytest
-
-from pgharbor.compare import compare
-from pgharbor.migrate import migrate
-
 from migrationdb import DBNAME, OWNER
+
+from pgharbor.migration.compare import compare
+from pgharbor.migration.migrate import migrate
 
 
 @pytest.fixture

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from ansiblerun import run_module
 from certs import make_ca, write_cert
 from migrationdb import tls_settings
-from pgharbor.conncheck import WATCH_APPLICATION_NAME, CheckSettings, Thresholds, check_connection
-from pgharbor.retry import RetryPolicy
 from pgserver import free_port, start_server
+
+from pgharbor.link.check import WATCH_APPLICATION_NAME, CheckSettings, Thresholds, check_connection
+from pgharbor.link.retry import RetryPolicy
 
 APP_PASSWORD = "app-Secret-1"
 FAST = CheckSettings(attempts=5, queries=20, throughput_mb=4)

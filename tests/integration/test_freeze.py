@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pgharbor.freeze import FreezeError, freeze, is_frozen, read_state, thaw
+from pgharbor.migration.freeze import FreezeError, freeze, is_frozen, read_state, thaw
 
 DB = "frozendb"
 
@@ -85,6 +85,7 @@ def test_check_mode_changes_nothing(db, tmp_path):
 def test_a_role_that_overrides_the_setting_is_refused_by_name(db, tmp_path):
     with db.connect(autocommit=True) as conn:
         conn.execute(f"ALTER ROLE writer IN DATABASE {DB} SET default_transaction_read_only = off")
-    with pytest.raises(FreezeError, match=f'ALTER ROLE "writer" IN DATABASE "{DB}" RESET "default_transaction_read_only"'):
+    reset = f'ALTER ROLE "writer" IN DATABASE "{DB}" RESET "default_transaction_read_only"'
+    with pytest.raises(FreezeError, match=reset):
         freeze(db.conninfo(DB), str(tmp_path / "freeze.json"))
     assert database_setting(db) == [] and not (tmp_path / "freeze.json").exists()

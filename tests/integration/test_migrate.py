@@ -7,14 +7,14 @@ import json
 
 import psycopg
 import pytest
+from migrationdb import OWNER
 from psycopg import sql
 
-from pgharbor import catalog
-from pgharbor.datacompare import compare_data
-from pgharbor.migrate import MigrationError, migrate
-from pgharbor.pgsession import connect
+from pgharbor.migration.datacompare import compare_data
+from pgharbor.migration.migrate import MigrationError, migrate
+from pgharbor.pg import catalog
+from pgharbor.pg.session import connect
 
-from migrationdb import OWNER
 
 def run_migration(servers, tmp_path, **kwargs):
     return migrate(servers.source_conninfo(), servers.target_conninfo(), target_role=OWNER,
@@ -93,7 +93,8 @@ def test_a_target_that_is_not_empty_is_refused(servers, tmp_path):
     target = servers.target
     with target.connect("appdb", autocommit=True) as conn:
         conn.execute("CREATE TABLE app.already_here (id integer)")
-    with pytest.raises(MigrationError, match=r"the target database is not empty \(1 relations, e.g. app.already_here\)"):
+    with pytest.raises(MigrationError,
+                       match=r"the target database is not empty \(1 relations, e.g. app.already_here\)"):
         run_migration(servers, tmp_path)
     with target.connect("appdb") as conn:
         assert conn.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'app'::regnamespace").fetchone()[0] == 1
@@ -117,12 +118,15 @@ def test_the_migrated_database_compares_equal(servers, tmp_path):
 @pytest.mark.parametrize(
     ("change", "expect"),
     [
-        ("UPDATE app.events SET payload = '{\"n\": 0}' WHERE id = 15000", {"table": "app.events", "changed": ["15000"]}),
+        ("UPDATE app.events SET payload = '{\"n\": 0}' WHERE id = 15000",
+         {"table": "app.events", "changed": ["15000"]}),
         ("DELETE FROM app.events WHERE id = 7", {"table": "app.events", "missing_on_target": ["7"]}),
-        ("SET session_replication_role = replica; INSERT INTO app.events (id, payload) VALUES (99999, '{}')", {"table": "app.events", "extra_on_target": ["99999"]}),
+        ("SET session_replication_role = replica; INSERT INTO app.events (id, payload) VALUES (99999, '{}')",
+         {"table": "app.events", "extra_on_target": ["99999"]}),
         ("UPDATE app.nokey SET b = 'y' WHERE b = 'x' AND ctid = (SELECT min(ctid) FROM app.nokey WHERE b = 'x')",
          {"table": "app.nokey"}),
-        ("SELECT setval('app.invoice_no', 5000)", {"sequence": "app.invoice_no: source (1007, True), target (5000, True)"}),
+        ("SELECT setval('app.invoice_no', 5000)",
+         {"sequence": "app.invoice_no: source (1007, True), target (5000, True)"}),
         ("SELECT lo_put(424242, 0, 'J')", {"large_object": "large object 424242: content differs"}),
     ],
     ids=["changed-cell", "deleted-row", "extra-row", "no-key-table", "sequence", "large-object"],

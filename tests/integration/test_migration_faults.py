@@ -15,11 +15,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
-from pgharbor.freeze import freeze, thaw
-from pgharbor.migrate import PARTIAL_MARK, MigrationError, migrate
-
 from migrationdb import DBNAME, OWNER
+
+from pgharbor.migration.freeze import freeze, thaw
+from pgharbor.migration.migrate import PARTIAL_MARK, MigrationError, migrate
 
 MODULE_UTILS = Path(__file__).resolve().parents[2] / "module_utils"
 
@@ -61,7 +60,7 @@ def test_a_migration_killed_half_way_rolls_back_to_the_exact_source(servers, tmp
     before = source_state(servers.source)
     status, state = tmp_path / "status.json", tmp_path / "freeze.json"
     script = (
-        "import sys; from pgharbor.freeze import freeze; from pgharbor.migrate import migrate\n"
+        "import sys; from pgharbor.migration.freeze import freeze; from pgharbor.migration.migrate import migrate\n"
         "freeze(sys.argv[1], sys.argv[3], drain_seconds=0)\n"
         "migrate(sys.argv[1], sys.argv[2], target_role=sys.argv[4], jobs=1, status_path=sys.argv[5])\n")
     proc = subprocess.Popen([sys.executable, "-c", script, servers.source_conninfo(), servers.target_conninfo(),

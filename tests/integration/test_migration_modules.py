@@ -46,7 +46,7 @@ def test_preflight_migrate_and_compare_modules(repo, servers, tmp_path):
 
 
 def test_freeze_module_is_idempotent_and_check_mode_honest(repo, servers, tmp_path):
-    args = {"db": servers.source_conninfo(), "state_file": str(tmp_path / "freeze.json"), "drain_seconds": 0}
+    args = {"source": servers.source_conninfo(), "state_file": str(tmp_path / "freeze.json"), "drain_seconds": 0}
     rc, out, _ = run_module(repo, tmp_path, "pg_source_freeze", args, check=True)
     assert rc == 0 and out["changed"] and not (tmp_path / "freeze.json").exists()
     assert [run_module(repo, tmp_path, "pg_source_freeze", args)[1]["changed"] for _ in range(2)] == [True, False]

@@ -4,11 +4,10 @@ database, and each blocking problem named with its fix."""
 from __future__ import annotations
 
 import pytest
+from migrationdb import DBNAME, MIGRATOR, OWNER
 from psycopg import sql
 
-from pgharbor.preflight import preflight
-
-from migrationdb import DBNAME, MIGRATOR, OWNER
+from pgharbor.migration.preflight import preflight
 
 
 def verdicts(report) -> dict[str, str]:
@@ -34,7 +33,8 @@ def test_the_awkward_database_passes_with_warnings(servers):
     # What the awkward database holds that the operator should know about.
     assert "app.nokey" in check(report, "primary keys").detail and found["primary keys"] == "warn"
     assert "app.scratch" in check(report, "unlogged tables").detail
-    assert "app.refs.rel" in check(report, "reg* columns").detail and "app.refs.rels" in check(report, "reg* columns").detail
+    detail = check(report, "reg* columns").detail
+    assert "app.refs.rel" in detail and "app.refs.rels" in detail
     assert "app.documents.blob" in check(report, "oid columns").detail
     assert check(report, "large objects").detail == "2, copied with their OIDs"
     assert report.source_bytes > 1 << 20

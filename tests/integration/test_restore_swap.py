@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from backuptest import counts, keyring_with, settings
 from psycopg import sql
 
-from backuptest import counts, keyring_with, settings
-from pgharbor.backup import take_backup
-from pgharbor.gpgkeys import secret_keyring
-from pgharbor.restore import RestoreError
-from pgharbor.store import Store
-from pgharbor.swap import restore_new, swap, undo
+from pgharbor.backup.keys import secret_keyring
+from pgharbor.backup.restore import RestoreError
+from pgharbor.backup.store import Store
+from pgharbor.backup.swap import restore_new, swap, undo
+from pgharbor.backup.take import take_backup
 
 LIVE = "shop"
 

@@ -10,12 +10,13 @@ from datetime import datetime, timedelta, timezone
 
 from ansiblerun import run_module
 from backuptest import synthetic
-from pgharbor.prune import prune_bucket, prune_store
-from pgharbor.retention import Policy
-from pgharbor.s3settings import S3Settings
-from pgharbor.s3store import S3Store
-from pgharbor.store import Store, reading
 from s3server import ADMIN, REGION
+
+from pgharbor.backup.store import Store, reading
+from pgharbor.tiers.prune import prune_bucket, prune_store
+from pgharbor.tiers.retention import Policy
+from pgharbor.tiers.s3 import S3Store
+from pgharbor.tiers.s3settings import S3Settings
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -116,7 +117,7 @@ def test_retention_module_dry_run_then_apply(repo, tmp_path, s3_server):
     bucket = s3_server.bucket("retention-module")
     s3 = {"bucket": bucket, "prefix": "db1/", "endpoint_url": s3_server.url, "region": REGION}
     rc, refused, log = run_module(repo, tmp_path, "pg_backup_retention",
-                                  {"tier": "tier3", "s3": s3, "access_key_id": ADMIN["aws_access_key_id"],
-                                   "secret_access_key": ADMIN["aws_secret_access_key"]})
+                                  {"tier": "tier3", "s3": s3, "s3_access_key_id": ADMIN["aws_access_key_id"],
+                                   "s3_secret_access_key": ADMIN["aws_secret_access_key"]})
     assert rc != 0 and "tier 3 has no policy of its own" in refused["msg"]
     assert ADMIN["aws_secret_access_key"] not in log

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
-
 from backuptest import synthetic
-from pgharbor.s3settings import MIB, S3Error, S3Settings
-from pgharbor.s3store import S3Store
+from botocore.exceptions import ClientError
 from s3server import ADMIN, REGION, start_s3
+
+from pgharbor.tiers.s3 import S3Store
+from pgharbor.tiers.s3settings import MIB, S3Error, S3Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "BACKUPS.md"
 BUCKET = "policy-bucket"

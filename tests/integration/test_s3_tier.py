@@ -11,15 +11,15 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from backuptest import keyring_with, settings, synthetic
-from pgharbor.backup import take_backup
-from pgharbor.dumpverify import verify
-from pgharbor.s3settings import MIB, S3Error, S3Settings
-from pgharbor.s3store import S3Store
-from pgharbor.store import Store
 from s3server import ADMIN, REGION
 from tcpproxy import TcpProxy
+
+from pgharbor.backup.store import Store
+from pgharbor.backup.take import take_backup
+from pgharbor.backup.verify import verify
+from pgharbor.tiers.s3 import S3Store
+from pgharbor.tiers.s3settings import MIB, S3Error, S3Settings
 
 
 @pytest.fixture
@@ -46,7 +46,8 @@ def test_real_backup_shipped_listed_and_restorable(awkward_server, backup_keys, 
     store = tier3(s3_server, bucket)
     shipped = store.ship(backup)
     assert shipped["backup"] == manifest.id and not shipped["already_there"]
-    assert keys_in(s3_server, bucket) == [f"pgharbor/db1/{manifest.artefact}", f"pgharbor/db1/{manifest.id}.manifest.json"]
+    assert keys_in(s3_server, bucket) == [f"pgharbor/db1/{manifest.artefact}",
+                                          f"pgharbor/db1/{manifest.id}.manifest.json"]
     head = s3_server.client().head_object(Bucket=bucket, Key=f"pgharbor/db1/{manifest.artefact}")
     assert head["Metadata"]["sha256"] == manifest.sha256 and head["ContentLength"] == manifest.size
     [stored] = store.backups()
@@ -86,13 +87,15 @@ def test_shipping_twice_replaces_nothing(s3_server, bucket, tmp_path):
 
 
 def test_listing_ignores_incomplete_backups(s3_server, bucket, tmp_path):
-    complete, lone, short = (synthetic(tmp_path, 2000, datetime(2026, 12, 1, h, tzinfo=timezone.utc)) for h in (1, 2, 3))
+    complete, lone, short = (synthetic(tmp_path, 2000, datetime(2026, 12, 1, h, tzinfo=timezone.utc))
+                             for h in (1, 2, 3))
     store = tier3(s3_server, bucket)
     store.ship(complete)
     admin = s3_server.client()
     admin.put_object(Bucket=bucket, Key=f"pgharbor/db1/{lone.artefact.name}", Body=lone.artefact.read_bytes())
     admin.put_object(Bucket=bucket, Key=f"pgharbor/db1/{short.artefact.name}", Body=b"cut short")
-    admin.put_object(Bucket=bucket, Key=f"pgharbor/db1/{short.manifest_path.name}", Body=short.manifest_path.read_bytes())
+    admin.put_object(Bucket=bucket, Key=f"pgharbor/db1/{short.manifest_path.name}",
+                     Body=short.manifest_path.read_bytes())
     admin.put_object(Bucket=bucket, Key="pgharbor/db1/garbage.manifest.json", Body=b"{not json")
     assert [b.id for b in store.backups()] == [complete.id]
 

@@ -7,9 +7,8 @@ import importlib.util
 
 import psycopg
 import pytest
-from psycopg import sql
-
 from conftest import REPO
+from psycopg import sql
 
 _spec = importlib.util.spec_from_file_location("scram", REPO / "roles/postgresql_server/filter_plugins/scram.py")
 scram = importlib.util.module_from_spec(_spec)

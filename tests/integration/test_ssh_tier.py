@@ -16,14 +16,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
-from pgharbor.fetch import FetchError, Sources, fetched
-from pgharbor.intake import last_arrivals, take_in
-from pgharbor.sshship import ShipError, SshTarget, ship
-from pgharbor.store import Store
 from backuptest import REPO, synthetic
 from sshserver import keygen
 from tcpproxy import TcpProxy
+
+from pgharbor.backup.store import Store
+from pgharbor.tiers.fetch import FetchError, Sources, fetched
+from pgharbor.tiers.intake import last_arrivals, take_in
+from pgharbor.tiers.ssh import ShipError, SshTarget, ship
 
 MIB = 1 << 20
 
@@ -187,7 +187,7 @@ def test_backup_server_disk_full(small_incoming, tmp_path):
 
 def server_cli(config: Path, *args: str) -> subprocess.CompletedProcess:
     """pgharbor-backup-server, as the backup server's timer runs it."""
-    return subprocess.run([sys.executable, "-m", "pgharbor.servercli", "--config", str(config), *args],
+    return subprocess.run([sys.executable, "-m", "pgharbor.cli.pgharbor_backup_server", "--config", str(config), *args],
                           env={**os.environ, "PYTHONPATH": str(REPO / "module_utils")},
                           capture_output=True, text=True, check=False)
 
@@ -252,13 +252,13 @@ def test_restore_key_reads_one_store_and_fetch_falls_back_to_it(tier2_host, sshd
     # the restore key cannot write
     forged = tmp_path / "forged.dump.zst.gpg"
     forged.write_bytes(b"x")
-    write = subprocess.run(["rsync", "-e", " ".join(reader.ssh_command()), str(forged), f"{reader.user}@{reader.host}:"],
-                           capture_output=True, text=True, check=False)
+    write = subprocess.run(["rsync", "-e", " ".join(reader.ssh_command()), str(forged),
+                            f"{reader.user}@{reader.host}:"], capture_output=True, text=True, check=False)
     assert write.returncode != 0 and not (dirs["store"] / forged.name).exists()
     # a damaged copy on the backup server is refused, and no other tier has it
     stored = dirs["store"] / old.artefact.name
     stored.write_bytes(b"y" * stored.stat().st_size)
-    with pytest.raises(FetchError, match=rf"backup '{old.id}' is in no tier that answered: tier1: .*; tier2: .* does not "
-                                         r"match its manifest"):
+    with pytest.raises(FetchError, match=rf"backup '{old.id}' is in no tier that answered: tier1: .*; "
+                                         r"tier2: .* does not match its manifest"):
         with fetched(old.id, sources):
             pass

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pgharbor.gpgkeys import parse_colons
-from pgharbor.health import tier_health
-from pgharbor.manifest import ARTEFACT_SUFFIX, Manifest, ManifestError, TableEntry, backup_id
-from pgharbor.store import Store, StoreError
+from pgharbor.backup.keys import parse_colons
+from pgharbor.backup.manifest import ARTEFACT_SUFFIX, Manifest, ManifestError, TableEntry, backup_id
+from pgharbor.backup.store import Store, StoreError
+from pgharbor.tiers.health import tier_health
 
 NOW = 1_800_000_000
 FPR = "A" * 40

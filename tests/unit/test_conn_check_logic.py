@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from pgharbor.conncheck import CheckSettings, hint, percentiles
-from pgharbor.retry import GaveUp, RetryPolicy, with_retry
+from pgharbor.link.check import CheckSettings, hint, percentiles
+from pgharbor.link.retry import GaveUp, RetryPolicy, with_retry
 
 
 def test_percentiles_interpolate_between_ranks():

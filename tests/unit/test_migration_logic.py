@@ -8,16 +8,18 @@ import json
 
 from psycopg.conninfo import conninfo_to_dict
 
-from pgharbor.connargs import connection_options, conninfo
-from pgharbor.migrate import StatusFile
-from pgharbor.preflight import PreflightReport
-from pgharbor.schemacompare import compare_described
+from pgharbor.migration.migrate import StatusFile
+from pgharbor.migration.preflight import PreflightReport
+from pgharbor.migration.schemacompare import compare_described
+from pgharbor.pg.conninfo import connection_options, conninfo
 
 
 def test_schema_differences_read_like_a_diff():
-    source = {"indexes": {"app.a_idx": "CREATE INDEX a_idx ON app.a (x)", "app.b_idx": "CREATE INDEX b_idx ON app.b (y)"},
+    source = {"indexes": {"app.a_idx": "CREATE INDEX a_idx ON app.a (x)",
+                          "app.b_idx": "CREATE INDEX b_idx ON app.b (y)"},
               "tables": {"app.a": "", "app.b": ""}}
-    target = {"indexes": {"app.a_idx": "CREATE INDEX a_idx ON app.a (x, z)", "app.c_idx": "CREATE INDEX c ON app.c (z)"},
+    target = {"indexes": {"app.a_idx": "CREATE INDEX a_idx ON app.a (x, z)",
+                          "app.c_idx": "CREATE INDEX c ON app.c (z)"},
               "tables": {"app.a": "", "app.b": ""}}
     report = compare_described(source, target)
     assert not report.equal

@@ -93,3 +93,30 @@ def test_documented_options_are_the_argument_spec(docs, name):
     kwargs = module_spec(name)
     assert kwargs.get("supports_check_mode") is True, f"{name}: supports_check_mode"
     assert compare(name, "", kwargs["argument_spec"], docs[name]["doc"].get("options", {})) == []
+
+
+# One name per meaning across the modules: a connection is always <end> (a
+# conninfo) and <end>_password, from the shared spec; a list of tiers is
+# always `tiers`; S3 credentials are always s3_access_key_id and
+# s3_secret_access_key. Names that meant something else elsewhere are gone.
+RETIRED = {"conninfo", "password", "access_key_id", "secret_access_key"}
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_one_name_per_meaning(name):
+    from pgharbor.pg.conninfo import ENDS, connection_options
+    from pgharbor.tiers.options import TIERS, s3_options
+
+    spec = module_spec(name)["argument_spec"]
+    assert not RETIRED & set(spec), f"{name}: {sorted(RETIRED & set(spec))}: use <end>_password, s3_access_key_id"
+    for end in ENDS:
+        if end in spec:
+            shared = connection_options(end, required=spec[end].get("required", False),
+                                        default=spec[end].get("default"))
+            assert {k: spec[k] for k in shared} == shared, f"{name}: {end} does not come from connection_options"
+        assert f"{end}_password" not in spec or end in spec, f"{name}: {end}_password without {end}"
+    for option, entry in spec.items():
+        if entry.get("type") == "list" and entry.get("choices") == TIERS:
+            assert option == "tiers", f"{name}: {option} is a list of tiers: call it tiers"
+        if option.startswith("s3"):
+            assert entry == s3_options()[option], f"{name}: {option} does not come from s3_options"

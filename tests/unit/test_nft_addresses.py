@@ -37,7 +37,8 @@ def test_family_must_be_4_or_6():
 
 @pytest.mark.parametrize(
     ("address", "inside"),
-    [("198.51.100.7", True), ("192.0.2.10", True), ("192.0.2.11", False), ("2001:db8:ffff::1", True), ("2001:db9::1", False)],
+    [("198.51.100.7", True), ("192.0.2.10", True), ("192.0.2.11", False), ("2001:db8:ffff::1", True),
+     ("2001:db9::1", False)],
 )
 def test_ip_in_networks(address, inside):
     assert nft.ip_in_networks(address, MIXED) is inside

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pgharbor.retention import Candidate, Policy, PolicyError, decide
+from pgharbor.tiers.retention import Candidate, Policy, PolicyError, decide
 
 NOW = datetime(2026, 12, 2, 12, 30, tzinfo=timezone.utc)
 

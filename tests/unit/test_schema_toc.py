@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgharbor.schema import Existing, filter_toc
+from pgharbor.pg.sections import Existing, filter_toc
 
 LISTING = """;
 ; Archive created at 2026-11-24 10:00:00 UTC

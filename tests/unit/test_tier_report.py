@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from pgharbor.tierreport import disagreements, host_report, prometheus, table
+from pgharbor.tiers.report import disagreements, host_report, prometheus, table
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from pgharbor.conncheck import HINTS
+from pgharbor.link.check import HINTS
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "TROUBLESHOOTING.md"
@@ -63,7 +63,7 @@ def _message_argument(node: ast.AST) -> ast.AST | None:
 def python_messages() -> dict[str, str]:
     """The longest fixed part of each message -> where it is emitted."""
     found = {}
-    for path in sorted([*(REPO / "module_utils" / "pgharbor").glob("*.py"), *(REPO / "library").glob("*.py")]):
+    for path in sorted([*(REPO / "module_utils" / "pgharbor").rglob("*.py"), *(REPO / "library").glob("*.py")]):
         for node in ast.walk(ast.parse(path.read_text())):
             argument = _message_argument(node)
             if argument is None:
@@ -102,7 +102,7 @@ def yaml_messages() -> dict[str, str]:
 
 def libpq_messages() -> dict[str, str]:
     """The libpq messages pg_conn_check names a cause for."""
-    return {needle: "module_utils/pgharbor/conncheck.py: HINTS" for needle, _ in HINTS}
+    return {needle: "module_utils/pgharbor/link/check.py: HINTS" for needle, _ in HINTS}
 
 
 def documented() -> str:
@@ -115,7 +115,8 @@ def test_the_source_has_messages_to_document():
 
 def test_every_message_is_in_the_troubleshooting_guide():
     text = documented()
-    missing = [f"{where}: {message!r}" for message, where in {**python_messages(), **yaml_messages(), **libpq_messages()}.items()
+    messages = {**python_messages(), **yaml_messages(), **libpq_messages()}
+    missing = [f"{where}: {message!r}" for message, where in messages.items()
                if message not in text]
     assert missing == [], "add these to docs/TROUBLESHOOTING.md (message, cause, fix):\n" + "\n".join(missing)
 

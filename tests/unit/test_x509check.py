@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from certs import make_ca, make_leaf, new_key, write_cert, write_key
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from certs import make_ca, make_leaf, new_key, write_cert, write_key
-from pgharbor.x509check import check_certificate
+from pgharbor.link.certificates import check_certificate
 
 
 @pytest.fixture

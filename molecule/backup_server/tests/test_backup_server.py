@@ -175,8 +175,8 @@ def test_tier3_alone_restores():
 import sys
 sys.path.insert(0, "/usr/local/lib/pgharbor/pgharbor.zip")
 from pathlib import Path
-from pgharbor.s3settings import S3Settings
-from pgharbor.s3store import S3Store
+from pgharbor.tiers.s3settings import S3Settings
+from pgharbor.tiers.s3 import S3Store
 store = S3Store(S3Settings(bucket="tier3", prefix="pgharbor/bs-db/", endpoint_url="http://bs-s3:9000",
                            region="eu-central-1", access_key_id="x", secret_access_key="y"))
 [stored] = [b for b in store.backups() if b.id == "{newest}"]

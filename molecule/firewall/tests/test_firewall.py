@@ -205,8 +205,10 @@ def test_confirming_after_the_revert_ran_is_refused():
         ("firewall_admin_networks", [], "firewall_admin_networks is empty"),
         ("firewall_confirm_timeout", 200, "firewall_confirm_timeout (200) must be at least 5 and below"),
         ("firewall_new_connection_limit", "fast", "rates such as 50/second"),
-        ("firewall_services", [{"name": "Pg-1", "port": 5432, "sources": ["10.0.0.1"]}], "firewall_services entry Pg-1"),
-        ("firewall_services", [{"name": "pg", "port": 5432, "protocol": "sctp", "sources": []}], "protocol must be one of: tcp, udp"),
+        ("firewall_services", [{"name": "Pg-1", "port": 5432, "sources": ["10.0.0.1"]}],
+         "firewall_services entry Pg-1"),
+        ("firewall_services", [{"name": "pg", "port": 5432, "protocol": "sctp", "sources": []}],
+         "protocol must be one of: tcp, udp"),
     ],
 )
 def test_a_bad_setting_is_named_before_anything_changes(run_playbook, setting, value, message):

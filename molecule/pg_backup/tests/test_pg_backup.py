@@ -30,7 +30,8 @@ def backups() -> list[dict]:
 def wait_for_timer_backup(timeout: float = 100) -> list[dict]:
     deadline = time.monotonic() + timeout
     while not (found := backups()):
-        assert time.monotonic() < deadline, HOST.run("systemctl list-timers --all; journalctl -u pgharbor-backup").stdout
+        assert time.monotonic() < deadline, \
+            HOST.run("systemctl list-timers --all; journalctl -u pgharbor-backup").stdout
         time.sleep(3)
     return found
 
@@ -41,7 +42,8 @@ def test_settings_and_directory():
     config = HOST.file("/etc/pgharbor/backup.json")
     assert config.mode == 0o640 and config.group == "postgres"
     settings = json.loads(config.content_string)
-    assert settings["recipients"] == [(GPG_DIR / "ops.fpr").read_text().strip(), (GPG_DIR / "escrow.fpr").read_text().strip()]
+    assert settings["recipients"] == [(GPG_DIR / "ops.fpr").read_text().strip(),
+                                      (GPG_DIR / "escrow.fpr").read_text().strip()]
     assert "Ansible managed" in settings["_managed"]
 
 
@@ -70,7 +72,7 @@ def test_failed_run_shows_in_journal_and_status():
         run = HOST.run("systemctl start pgharbor-backup.service")
         assert run.rc != 0
         journal = HOST.run("journalctl -u pgharbor-backup.service --no-pager -n 20").stdout
-        assert "backup failed: cannot connect to the database (pg_backup_conninfo)" in journal
+        assert "backup failed: cannot connect to the database (pg_backup_db)" in journal
         status = agent("status")
         assert status.rc == 1 and "the last run failed: cannot connect" in status.stdout
     finally:

@@ -8,10 +8,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from certs import make_ca, make_leaf, new_key, write_cert, write_key
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from certs import make_ca, make_leaf, new_key, write_cert, write_key
 
 PKI = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "pki"
 HOST = "pki-db1"

@@ -43,7 +43,8 @@ def refused(result, message: str) -> bool:
 def items_table():
     """A table made by the migrator as the owner role, after the role ran:
     the default privileges must give it to app_rw and app_ro."""
-    made = as_user("migrator", "SET ROLE app_owner; CREATE TABLE IF NOT EXISTS app.items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text)")
+    made = as_user("migrator", "SET ROLE app_owner; CREATE TABLE IF NOT EXISTS app.items "
+                               "(id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text)")
     assert made.rc == 0, made.stderr
     return "app.items"
 

@@ -15,8 +15,9 @@ from pathlib import Path
 source, cache = Path(sys.argv[1]), Path(sys.argv[2])
 buffer = io.BytesIO()
 with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-    for path in sorted(source.glob("*.py")):
-        info = zipfile.ZipInfo(f"pgharbor/{path.name}", date_time=(1980, 1, 1, 0, 0, 0))
+    # the subpackages too (pgharbor/backup/, pgharbor/tiers/, ...), in a fixed order
+    for path in sorted(source.rglob("*.py")):
+        info = zipfile.ZipInfo(f"pgharbor/{path.relative_to(source).as_posix()}", date_time=(1980, 1, 1, 0, 0, 0))
         info.external_attr = 0o644 << 16
         info.compress_type = zipfile.ZIP_DEFLATED
         archive.writestr(info, path.read_bytes())

@@ -1,0 +1,142 @@
+"""pgharbor-backup-server: tier 2 on the backup server.
+
+    run      take in what the DB hosts shipped (checked against each manifest),
+             then apply each host's retention (the timer runs this)
+    list     the stored backups of each host
+    status   health per host: count, newest and its age, size, last intake,
+             quarantined files; exit 1 when unhealthy
+
+Layout under the configured root, per DB host: incoming/<host> (the only
+directory the host's key can write to, through rrsync), store/<host> (the
+backups), quarantine/<host> (arrivals that failed their check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..backup.store import Store
+from ..common.atomicfile import replace_file
+from ..common.settings import BACKUP_SERVER_CONFIG, ConfigError
+from ..tiers.health import tier_health
+from ..tiers.intake import last_arrivals, take_in
+from ..tiers.prune import prune_store
+from ..tiers.retention import Policy, PolicyError
+from .command import run_command
+
+RUN_STATUS = ".last-run.json"
+
+
+def host_dirs(root: Path, host: str) -> dict[str, Path]:
+    return {name: root / name / host for name in ("incoming", "store", "quarantine")}
+
+
+def _hosts(config: dict) -> dict[str, dict]:
+    hosts = config.get("hosts")
+    if not isinstance(hosts, dict) or not hosts:
+        raise ConfigError("no DB hosts configured (backup_server_clients)")
+    return hosts
+
+
+def cmd_run(config: dict, args: argparse.Namespace) -> int:
+    root = Path(config["root"])
+    now = datetime.now(timezone.utc)
+    failed = 0
+    for host, settings in sorted(_hosts(config).items()):
+        dirs = host_dirs(root, host)
+        record: dict = {"started": now.isoformat(timespec="seconds"), "error": ""}
+        try:
+            # a dry run changes nothing: no intake either
+            arrivals = [] if args.dry_run else take_in(dirs["incoming"], dirs["store"], dirs["quarantine"])
+            record["arrivals"] = [asdict(a) for a in arrivals]
+            policy = Policy.from_dict(settings.get("retention") or {}, f"backup_server_clients[{host}].retention")
+            decisions = prune_store(Store(dirs["store"]), policy, now, dry_run=args.dry_run, all_verified=True)
+            record["removed"] = [d.id for d in decisions if not d.keep]
+        except (OSError, PolicyError) as exc:
+            record["error"] = str(exc)
+            failed += 1
+        record["result"] = "failed" if record["error"] else "ok"
+        for arrival in record.get("arrivals", []):
+            if arrival["result"] != "waiting":
+                print(f"{host}: {arrival['backup']} {arrival['result']} {arrival['detail']}")
+        for removed in record.get("removed", []):
+            print(f"{host}: {removed} {'would be removed' if args.dry_run else 'removed'} by retention")
+        if record["error"]:
+            print(f"{host}: FAILED: {record['error']}", file=sys.stderr)
+        if not args.dry_run:
+            replace_file(dirs["store"] / RUN_STATUS, json.dumps(record, indent=1, sort_keys=True) + "\n", mode=0o640)
+    return 1 if failed else 0
+
+
+def host_health(root: Path, host: str, settings: dict, now: datetime) -> dict:
+    dirs = host_dirs(root, host)
+    report = tier_health(str(dirs["store"]), float(settings.get("max_age_hours", 2)), now,
+                         max_age_setting=f"backup_server_clients[{host}].max_age_hours")
+    quarantined = sorted(p.name for p in dirs["quarantine"].iterdir()) if dirs["quarantine"].is_dir() else []
+    arrivals = [a for a in last_arrivals(dirs["store"]) if a.get("result") in ("stored", "quarantined")]
+    report.update(host=host, quarantined=quarantined, last_arrival=arrivals[-1] if arrivals else None,
+                  retention=settings.get("retention"))
+    if quarantined:
+        report["problems"].append(f"{len(quarantined)} file(s) in {dirs['quarantine']} failed their check on "
+                                  "arrival: look at them, then remove them")
+        report["healthy"] = False
+    return report
+
+
+def cmd_status(config: dict, args: argparse.Namespace) -> int:
+    root = Path(config["root"])
+    now = datetime.now(timezone.utc)
+    reports = [host_health(root, host, settings, now) for host, settings in sorted(_hosts(config).items())]
+    if args.json:
+        print(json.dumps(reports, indent=2, sort_keys=True))
+    else:
+        for r in reports:
+            age = r["newest_age_seconds"]
+            print(f"{r['host']}: {r['count']} backups, {r['bytes'] / (1 << 20):.1f} MiB, newest {r['newest'] or '-'}"
+                  + (f" ({age / 60:.0f} min old)" if age is not None else "")
+                  + ("; ok" if r["healthy"] else "; FAILING: " + "; ".join(r["problems"])))
+    return 0 if all(r["healthy"] for r in reports) else 1
+
+
+def cmd_list(config: dict, args: argparse.Namespace) -> int:
+    root = Path(config["root"])
+    listing = {host: [asdict(b.manifest) for b in Store(host_dirs(root, host)["store"]).backups()]
+               for host in sorted(_hosts(config)) if args.host in (None, host)}
+    if args.json:
+        print(json.dumps(listing, indent=2))
+    else:
+        for host, manifests in listing.items():
+            for m in manifests:
+                print(f"{host:20} {m['id']:40} {m['started']:21} {m['size'] / (1 << 20):9.1f} MiB")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pgharbor-backup-server", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=os.environ.get("PGHARBOR_BACKUP_SERVER_CONFIG", BACKUP_SERVER_CONFIG))
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="take in arrivals, then apply retention")
+    run.add_argument("--dry-run", action="store_true", help="say what retention would remove, remove nothing")
+    listing = sub.add_parser("list", help="the stored backups")
+    listing.add_argument("--host")
+    listing.add_argument("--json", action="store_true")
+    status = sub.add_parser("status", help="health per DB host; exit 1 when unhealthy")
+    status.add_argument("--json", action="store_true")
+    return p
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "status": cmd_status}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(parser(), argv, COMMANDS, ("root", "backup_server_root"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Moving a database: preflight, freezing the source, copying, and comparing source and target."""
