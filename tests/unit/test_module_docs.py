@@ -102,21 +102,39 @@ def test_documented_options_are_the_argument_spec(docs, name):
 RETIRED = {"conninfo", "password", "access_key_id", "secret_access_key"}
 
 
-@pytest.mark.parametrize("name", MODULES)
-def test_one_name_per_meaning(name):
+def naming_problems(spec: dict) -> list[str]:
     from pgharbor.pg.conninfo import ENDS, connection_options
     from pgharbor.tiers.options import TIERS, s3_options
 
-    spec = module_spec(name)["argument_spec"]
-    assert not RETIRED & set(spec), f"{name}: {sorted(RETIRED & set(spec))}: use <end>_password, s3_access_key_id"
+    problems = [f"{option}: a retired name (use <end>_password, s3_access_key_id)" for option in RETIRED & set(spec)]
     for end in ENDS:
         if end in spec:
             shared = connection_options(end, required=spec[end].get("required", False),
                                         default=spec[end].get("default"))
-            assert {k: spec[k] for k in shared} == shared, f"{name}: {end} does not come from connection_options"
-        assert f"{end}_password" not in spec or end in spec, f"{name}: {end}_password without {end}"
+            if {k: spec.get(k) for k in shared} != shared:
+                problems.append(f"{end}: not from connection_options")
+        elif f"{end}_password" in spec:
+            problems.append(f"{end}_password without {end}")
     for option, entry in spec.items():
-        if entry.get("type") == "list" and entry.get("choices") == TIERS:
-            assert option == "tiers", f"{name}: {option} is a list of tiers: call it tiers"
-        if option.startswith("s3"):
-            assert entry == s3_options()[option], f"{name}: {option} does not come from s3_options"
+        if entry.get("type") == "list" and entry.get("choices") == TIERS and option != "tiers":
+            problems.append(f"{option}: a list of tiers is called tiers")
+        if option.startswith("s3") and entry != s3_options().get(option):
+            problems.append(f"{option}: not from s3_options")
+    return problems
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_one_name_per_meaning(name):
+    assert naming_problems(module_spec(name)["argument_spec"]) == [], name
+
+
+def test_a_second_name_is_caught():
+    # what the modules had before: db/password, a tier list called source, S3 keys without s3_
+    old = {"db": {"type": "str", "required": True}, "password": {"type": "str", "no_log": True},
+           "source": {"type": "list", "elements": "str", "choices": ["tier1", "tier2", "tier3"]},
+           "s3_key": {"type": "str"}, "server_password": {"type": "str", "no_log": True}}
+    found = naming_problems(old)
+    assert set(found) == {"password: a retired name (use <end>_password, s3_access_key_id)",
+                          "db: not from connection_options", "source: not from connection_options",
+                          "source: a list of tiers is called tiers", "s3_key: not from s3_options",
+                          "server_password without server"}, found
