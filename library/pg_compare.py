@@ -10,11 +10,17 @@ short_description: Prove two PostgreSQL databases hold the same schema and data
 description:
   - Reads each side in one snapshot with fixed session settings, so a value has the same text on both.
   - "Schema: schemas, tables, columns and types, constraints, indexes, sequences, views, functions, triggers,
-    types, policies, extensions, and grants on tables, views and sequences (source roles mapped through
-    O(role_map), O(ignore_roles) left out); differences come as a readable diff."
-  - "Data: per table, row counts and hashes of chunks of O(chunk_rows) rows ordered by primary key (tables
-    without one: by the whole row's text, duplicates counted); a differing chunk is narrowed down to example
-    key values of missing, extra and changed rows. Sequences' values and large objects are compared too."
+    rules, types, policies, extensions, comments, security labels, and grants on tables, views and sequences
+    (source roles mapped through O(role_map), O(ignore_roles) left out); differences come as a readable diff."
+  - "State that the definition text does not show is compared too: triggers and rules enabled, disabled, replica or
+    always; replica identity and storage parameters of tables and views; a column's storage, compression,
+    statistics target and options; the index a table is clustered on; what owns a sequence; an extension's
+    schema; whether a materialized view is populated."
+  - "Data: per table and per populated materialized view, row counts and hashes of chunks of O(chunk_rows) rows
+    ordered by primary key (tables without one: by the whole row's text, duplicates counted), each row hashed as
+    its text form under the fixed session settings (never through a type's equality or hash); a differing chunk
+    is narrowed down to example key values of missing, extra and changed rows. Sequences' values and large
+    objects are compared too."
   - Fails when anything differs; the message lists every difference. Reads only, so check mode compares too.
 version_added: "0.1.0"
 author: pgharbor

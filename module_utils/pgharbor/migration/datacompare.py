@@ -133,8 +133,9 @@ def compare_rows(src: psycopg.Connection, dst: psycopg.Connection, *, sides: tup
     """Compare every table's rows, the sequences and the large objects, each
     side read in the transaction its connection has open. With sides (the
     snapshots of src and dst exported), jobs workers hash in parallel."""
-    left = {t.label: t for t in catalog.tables(src)}
-    right = {t.label: t for t in catalog.tables(dst)}
+    # populated materialized views too: a refresh on one side only changes what they hold
+    left = {t.label: t for t in catalog.tables(src) + catalog.populated_matviews(src)}
+    right = {t.label: t for t in catalog.tables(dst) + catalog.populated_matviews(dst)}
     common = [left[name] for name in sorted(set(left) & set(right))]
     keys = {t.label: primary_key(src, t) for t in common}
     if sides is not None and jobs > 1:

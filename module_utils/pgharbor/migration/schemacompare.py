@@ -3,6 +3,11 @@
 Each side is described as a set of objects per kind, each with a definition
 in the server's own words (format_type, pg_get_indexdef, pg_get_viewdef...),
 so two equal schemas give equal text and a difference reads like the DDL.
+A definition also carries the state its text does not show and pg_dump
+reproduces (a trigger disabled, a table's replica identity and storage
+parameters, a column's storage and statistics target, a materialized view
+not populated, ...), and comments and security labels are a kind of their
+own, so a change that leaves the definition text alone is still seen.
 Owners are not compared (the migration maps them to the target's owner
 role); grants on tables, views and sequences are, after mapping the source's
 roles to the target's (role_map) and leaving out the roles that only the
@@ -15,12 +20,26 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from ..pg.catalog import FIRST_NORMAL_OID
+
 SCHEMA_FILTER = """{ns}.nspname NOT IN ('pg_catalog', 'information_schema') AND {ns}.nspname NOT LIKE 'pg\\_%'
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {obj} AND d.deptype = 'e')"""
 
 
 def _user(ns: str = "n", obj: str = "c.oid") -> str:
     return SCHEMA_FILTER.format(ns=ns, obj=obj)
+
+
+def _enabled(column: str) -> str:
+    """When a trigger or rule fires (session_replication_role): as its definition leaves it, or not."""
+    return (f"CASE {column} WHEN 'D' THEN ' disabled' WHEN 'R' THEN ' enabled replica' "
+            "WHEN 'A' THEN ' enabled always' ELSE '' END")
+
+
+def _member(alias: str) -> str:
+    """Not a member of an extension (the extension brings it, comments included)."""
+    return (f"NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = {alias}.classoid AND e.objid = {alias}.objoid "
+            "AND e.deptype = 'e')")
 
 
 # kind -> query returning (object name, definition)
@@ -33,7 +52,10 @@ QUERIES: dict[str, str] = {
                          CASE WHEN c.relforcerowsecurity THEN 'forced' END,
                          CASE WHEN c.relispartition THEN 'partition ' || pg_get_expr(c.relpartbound, c.oid) END,
                          (SELECT 'inherits ' || string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
-                          FROM pg_inherits i WHERE i.inhrelid = c.oid AND NOT c.relispartition))
+                          FROM pg_inherits i WHERE i.inhrelid = c.oid AND NOT c.relispartition),
+                         CASE c.relreplident WHEN 'n' THEN 'replica identity nothing'
+                              WHEN 'f' THEN 'replica identity full' WHEN 'i' THEN 'replica identity index' END,
+                         'with (' || array_to_string(c.reloptions, ', ') || ')')
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p', 'f') AND {_user()}""",
     "columns": f"""
@@ -44,6 +66,10 @@ QUERIES: dict[str, str] = {
                          CASE WHEN a.attgenerated <> '' THEN 'GENERATED ' || pg_get_expr(ad.adbin, ad.adrelid)
                               WHEN ad.adbin IS NOT NULL THEN 'DEFAULT ' || pg_get_expr(ad.adbin, ad.adrelid) END,
                          CASE WHEN a.attcollation <> t.typcollation THEN 'COLLATE ' || a.attcollation::regcollation END,
+                         CASE WHEN a.attstorage <> t.typstorage THEN 'STORAGE ' || a.attstorage::text END,
+                         CASE WHEN a.attcompression <> '' THEN 'COMPRESSION ' || a.attcompression::text END,
+                         CASE WHEN coalesce(a.attstattarget, -1) >= 0 THEN 'STATISTICS ' || a.attstattarget END,
+                         'WITH (' || array_to_string(a.attoptions, ', ') || ')',
                          '#' || rank() OVER (PARTITION BY c.oid ORDER BY a.attnum))
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN pg_type t ON t.oid = a.atttypid
@@ -54,19 +80,30 @@ QUERIES: dict[str, str] = {
         FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE {_user()}""",
     "indexes": f"""
-        SELECT format('%I.%I', n.nspname, c.relname), pg_get_indexdef(c.oid)
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        SELECT format('%I.%I', n.nspname, c.relname),
+               concat_ws(' ', pg_get_indexdef(c.oid), CASE WHEN i.indisclustered THEN 'clustered' END,
+                         CASE WHEN i.indisreplident THEN 'replica identity' END)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index i ON i.indexrelid = c.oid
         WHERE c.relkind IN ('i', 'I') AND {_user()}""",
     "sequences": f"""
         SELECT format('%I.%I', s.schemaname, s.sequencename),
-               format('%s start %s increment %s min %s max %s cache %s%s', s.data_type, s.start_value,
-                      s.increment_by, s.min_value, s.max_value, s.cache_size, CASE WHEN s.cycle THEN ' cycle' END)
+               format('%s start %s increment %s min %s max %s cache %s%s%s', s.data_type, s.start_value,
+                      s.increment_by, s.min_value, s.max_value, s.cache_size, CASE WHEN s.cycle THEN ' cycle' END,
+                      (SELECT format(' owned by %I.%I.%I%s', rn.nspname, rc.relname, ra.attname,
+                                     CASE d.deptype WHEN 'i' THEN ' (identity)' ELSE '' END)
+                       FROM pg_depend d JOIN pg_class rc ON rc.oid = d.refobjid
+                       JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+                       JOIN pg_attribute ra ON ra.attrelid = d.refobjid AND ra.attnum = d.refobjsubid
+                       WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                         AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
         FROM pg_sequences s JOIN pg_namespace n ON n.nspname = s.schemaname
         JOIN pg_class c ON c.relname = s.sequencename AND c.relnamespace = n.oid
         WHERE {_user()}""",
     "views": f"""
         SELECT format('%I.%I', n.nspname, c.relname),
-               CASE c.relkind WHEN 'm' THEN 'materialized ' ELSE '' END || pg_get_viewdef(c.oid)
+               concat_ws(' ', CASE c.relkind WHEN 'm' THEN 'materialized' END,
+                         CASE WHEN c.relkind = 'm' AND NOT c.relispopulated THEN '(not populated)' END,
+                         'with (' || array_to_string(c.reloptions, ', ') || ')', pg_get_viewdef(c.oid))
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('v', 'm') AND {_user()}""",
     "functions": f"""
@@ -76,7 +113,7 @@ QUERIES: dict[str, str] = {
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE {_user(obj="p.oid")}""",
     "triggers": f"""
-        SELECT format('%I.%I %I', n.nspname, c.relname, g.tgname), pg_get_triggerdef(g.oid)
+        SELECT format('%I.%I %I', n.nspname, c.relname, g.tgname), pg_get_triggerdef(g.oid) || {_enabled('g.tgenabled')}
         FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE NOT g.tgisinternal AND {_user()}""",
     "types": f"""
@@ -100,7 +137,19 @@ QUERIES: dict[str, str] = {
         FROM pg_policies p JOIN pg_namespace n ON n.nspname = p.schemaname
         JOIN pg_class c ON c.relname = p.tablename AND c.relnamespace = n.oid WHERE {_user()}""",
     "extensions": """
-        SELECT extname, extversion FROM pg_extension""",
+        SELECT extname, extversion || ' in ' || quote_ident(extnamespace::regnamespace::text) FROM pg_extension""",
+    "rules": f"""
+        SELECT format('%I.%I %I', n.nspname, c.relname, r.rulename), pg_get_ruledef(r.oid) || {_enabled('r.ev_enabled')}
+        FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE r.rulename <> '_RETURN' AND {_user()}""",
+    # Comments and security labels on every object of the database's own
+    # (oids from FirstNormalObjectId on), named by pg_describe_object.
+    "comments": f"""
+        SELECT pg_describe_object(d.classoid, d.objoid, d.objsubid), d.description
+        FROM pg_description d WHERE d.objoid >= {FIRST_NORMAL_OID} AND {_member("d")}""",
+    "security labels": f"""
+        SELECT pg_describe_object(s.classoid, s.objoid, s.objsubid), s.provider || ': ' || s.label
+        FROM pg_seclabel s WHERE s.objoid >= {FIRST_NORMAL_OID} AND {_member("s")}""",
     "schemas": f"""
         SELECT quote_ident(n.nspname), '' FROM pg_namespace n WHERE {_user(obj="n.oid")}""",
 }

@@ -72,7 +72,7 @@ LEFT JOIN LATERAL (
 ) base ON true
 LEFT JOIN pg_type bt ON bt.oid = base.oid
 LEFT JOIN pg_type elem ON elem.oid = nullif(bt.typelem, 0) AND bt.typlen = -1
-WHERE c.relkind = 'r'
+WHERE c.relkind = %(relkind)s AND (c.relkind <> 'm' OR c.relispopulated)
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
   AND n.nspname NOT LIKE 'pg\\_temp\\_%%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d
@@ -84,7 +84,18 @@ ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname
 
 def tables(conn: psycopg.Connection) -> list[Table]:
     """The tables whose rows are copied, largest first."""
-    rows = conn.execute(TABLES_SQL, {"first": FIRST_NORMAL_OID, "aliases": list(OID_ALIAS_TYPES)}).fetchall()
+    return _relations(conn, "r")
+
+
+def populated_matviews(conn: psycopg.Connection) -> list[Table]:
+    """Materialized views that hold rows: not copied (the target refreshes
+    them from the copied tables), but compared like tables."""
+    return _relations(conn, "m")
+
+
+def _relations(conn: psycopg.Connection, relkind: str) -> list[Table]:
+    rows = conn.execute(TABLES_SQL, {"first": FIRST_NORMAL_OID, "aliases": list(OID_ALIAS_TYPES),
+                                     "relkind": relkind}).fetchall()
     return [Table(schema, name, tuple(cols), bool(safe), int(size), int(est))
             for schema, name, cols, safe, size, est in rows]
 
