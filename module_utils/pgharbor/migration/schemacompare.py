@@ -46,7 +46,7 @@ def _member(alias: str) -> str:
 QUERIES: dict[str, str] = {
     "tables": f"""
         SELECT format('%I.%I', n.nspname, c.relname),
-               concat_ws(' ', CASE c.relkind WHEN 'p' THEN 'partitioned' ELSE '' END,
+               concat_ws(' ', CASE c.relkind WHEN 'p' THEN 'partitioned by ' || pg_get_partkeydef(c.oid) ELSE '' END,
                          CASE c.relpersistence WHEN 'u' THEN 'unlogged' ELSE '' END,
                          CASE WHEN c.relrowsecurity THEN 'row security' END,
                          CASE WHEN c.relforcerowsecurity THEN 'forced' END,
@@ -74,7 +74,7 @@ QUERIES: dict[str, str] = {
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN pg_type t ON t.oid = a.atttypid
         LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-        WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND a.attnum > 0 AND NOT a.attisdropped AND {_user()}""",
+        WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'c') AND a.attnum > 0 AND NOT a.attisdropped AND {_user()}""",
     "constraints": f"""
         SELECT format('%I.%I %I', n.nspname, c.relname, k.conname), pg_get_constraintdef(k.oid)
         FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -82,7 +82,8 @@ QUERIES: dict[str, str] = {
     "indexes": f"""
         SELECT format('%I.%I', n.nspname, c.relname),
                concat_ws(' ', pg_get_indexdef(c.oid), CASE WHEN i.indisclustered THEN 'clustered' END,
-                         CASE WHEN i.indisreplident THEN 'replica identity' END)
+                         CASE WHEN i.indisreplident THEN 'replica identity' END,
+                         CASE WHEN NOT i.indisvalid THEN 'invalid' END)
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index i ON i.indexrelid = c.oid
         WHERE c.relkind IN ('i', 'I') AND {_user()}""",
     "sequences": f"""
@@ -121,13 +122,23 @@ QUERIES: dict[str, str] = {
                CASE t.typtype
                  WHEN 'e' THEN 'enum ' || (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder)
                                            FROM pg_enum e WHERE e.enumtypid = t.oid)
-                 WHEN 'd' THEN 'domain ' || format_type(t.typbasetype, t.typtypmod) || coalesce(' ' ||
+                 WHEN 'd' THEN concat_ws(' ', 'domain ' || format_type(t.typbasetype, t.typtypmod),
+                      CASE WHEN t.typcollation <> bt.typcollation THEN 'collate ' || t.typcollation::regcollation END,
+                      'default ' || t.typdefault, CASE WHEN t.typnotnull THEN 'not null' END,
                       (SELECT string_agg(pg_get_constraintdef(k.oid), ' ' ORDER BY k.conname)
-                       FROM pg_constraint k WHERE k.contypid = t.oid), '')
+                       FROM pg_constraint k WHERE k.contypid = t.oid))
                  WHEN 'c' THEN 'composite'
-                 WHEN 'r' THEN 'range ' || format_type((SELECT rngsubtype FROM pg_range WHERE rngtypid = t.oid), NULL)
+                 WHEN 'r' THEN (
+                      SELECT concat_ws(' ', 'range ' || format_type(r.rngsubtype, NULL),
+                                       'multirange ' || format_type(r.rngmultitypid, NULL),
+                                       'opclass ' || (SELECT opcname FROM pg_opclass WHERE oid = r.rngsubopc),
+                                       CASE WHEN r.rngcollation <> 0 THEN 'collate ' || r.rngcollation::regcollation
+                                       END,
+                                       CASE WHEN r.rngcanonical <> 0 THEN 'canonical ' || r.rngcanonical::regproc END,
+                                       CASE WHEN r.rngsubdiff <> 0 THEN 'subdiff ' || r.rngsubdiff::regproc END)
+                      FROM pg_range r WHERE r.rngtypid = t.oid)
                  ELSE t.typtype::text END
-        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
         WHERE t.typtype IN ('e', 'd', 'c', 'r')
           AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
           AND {_user(obj="t.oid")}""",
