@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,19 +49,37 @@ def pg_server_factory() -> Iterator[Callable[..., PgServer]]:
         server.remove()
 
 
-@pytest.fixture
-def servers(pg_server_factory) -> Iterator[Pair]:
+@contextmanager
+def migration_pair() -> Iterator[Pair]:
     """A source with the awkward migration database and an empty, TLS-enabled
     target prepared like roles/postgresql_server prepares one."""
     # Not under pytest's tmp_path: that is private to root, the server runs as postgres.
     tls_dir = Path(tempfile.mkdtemp(prefix="pgharbor-tls-"))
+    started: list[PgServer] = []
     try:
         settings, ca_file = tls_settings(tls_dir)
-        source, target = pg_server_factory(), pg_server_factory(settings)
-        prepare(source, target)
-        yield Pair(source, target, ca_file)
+        started.append(start_server())
+        started.append(start_server(settings))
+        prepare(*started)
+        yield Pair(started[0], started[1], ca_file)
     finally:
+        for server in started:
+            server.remove()
         shutil.rmtree(tls_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def servers() -> Iterator[Pair]:
+    """A migration's source and target of its own, for a test that changes them."""
+    with migration_pair() as pair:
+        yield pair
+
+
+@pytest.fixture(scope="module")
+def module_servers() -> Iterator[Pair]:
+    """A migration's source and target shared by a module's tests (which change copies only)."""
+    with migration_pair() as pair:
+        yield pair
 
 
 @pytest.fixture(scope="session")

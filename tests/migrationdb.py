@@ -30,11 +30,11 @@ class Pair:
     target: PgServer
     ca_file: str
 
-    def source_conninfo(self) -> str:
-        return self.source.conninfo(DBNAME)
+    def source_conninfo(self, dbname: str = DBNAME) -> str:
+        return self.source.conninfo(dbname)
 
-    def target_conninfo(self, password: str = MIGRATOR_PASSWORD, verified: bool = False) -> str:
-        conninfo = self.target.conninfo(DBNAME, user=MIGRATOR, password=password)
+    def target_conninfo(self, password: str = MIGRATOR_PASSWORD, verified: bool = False, dbname: str = DBNAME) -> str:
+        conninfo = self.target.conninfo(dbname, user=MIGRATOR, password=password)
         if verified:
             conninfo += f" sslmode=verify-full sslrootcert={self.ca_file}"
         return conninfo
@@ -69,4 +69,3 @@ def prepare(source: PgServer, target: PgServer) -> None:
     with target.connect(DBNAME, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA app AUTHORIZATION {}").format(sql.Identifier(OWNER)))
         conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-        conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(OWNER)))

@@ -15,20 +15,22 @@ import pytest
 from pgharbor.migration import schemacompare
 
 # Compared: column -> what in the comparison's SQL reads it.
+NAMED = "pg_describe_object"  # the name it is matched by
 COMPARED: dict[str, dict[str, str]] = {
     "pg_class": {
         "relname": "relname", "relnamespace": "relnamespace", "relkind": "relkind",
         "relpersistence": "relpersistence", "relrowsecurity": "relrowsecurity",
         "relforcerowsecurity": "relforcerowsecurity", "relispopulated": "relispopulated",
         "relreplident": "relreplident", "relispartition": "relispartition", "reloptions": "reloptions",
-        "relpartbound": "relpartbound", "relacl": "aclexplode",
+        "relpartbound": "relpartbound", "relacl": "aclexplode", "relowner": "relowner", "reloftype": "reloftype",
+        "relam": "relam",
     },
     "pg_attribute": {
         "attrelid": "attrelid", "attname": "attname", "atttypid": "format_type", "atttypmod": "format_type",
         "attstattarget": "attstattarget", "attnum": "attnum", "attstorage": "attstorage",
         "attcompression": "attcompression", "attnotnull": "attnotnull", "attidentity": "attidentity",
         "attgenerated": "attgenerated", "attisdropped": "attisdropped", "attcollation": "attcollation",
-        "attoptions": "attoptions", "atthasdef": "pg_attrdef",
+        "attoptions": "attoptions", "atthasdef": "pg_attrdef", "attacl": "attacl", "attfdwoptions": "attfdwoptions",
     },
     "pg_index": {
         "indexrelid": "pg_get_indexdef", "indrelid": "pg_get_indexdef", "indnatts": "pg_get_indexdef",
@@ -53,7 +55,8 @@ COMPARED: dict[str, dict[str, str]] = {
             "tgqual", "tgoldtable", "tgnewtable")},
     },
     "pg_proc": {
-        "proname": "proname", "pronamespace": "pronamespace", "prokind": "prokind",
+        "proname": "proname", "pronamespace": "pronamespace", "prokind": "prokind", "proowner": "proowner",
+        "proacl": "proacl",
         "proargtypes": "pg_get_function_identity_arguments",
         **{c: "pg_get_functiondef" for c in (
             "prolang", "procost", "prorows", "provariadic", "prosupport", "prosecdef", "proleakproof",
@@ -64,7 +67,7 @@ COMPARED: dict[str, dict[str, str]] = {
     "pg_type": {
         "typname": "typname", "typnamespace": "typnamespace", "typtype": "typtype", "typrelid": "typrelid",
         "typbasetype": "typbasetype", "typtypmod": "typtypmod", "typnotnull": "typnotnull",
-        "typdefault": "typdefault", "typcollation": "typcollation",
+        "typdefault": "typdefault", "typcollation": "typcollation", "typowner": "typowner", "typacl": "typacl",
     },
     "pg_enum": {"enumtypid": "enumtypid", "enumsortorder": "enumsortorder", "enumlabel": "enumlabel"},
     "pg_range": {
@@ -86,23 +89,71 @@ COMPARED: dict[str, dict[str, str]] = {
         "polname": "policyname", "polrelid": "tablename", "polcmd": "cmd", "polpermissive": "permissive",
         "polroles": "roles", "polqual": "qual", "polwithcheck": "with_check",
     },
-    "pg_description": {"objoid": "pg_describe_object", "classoid": "pg_describe_object",
-                       "objsubid": "pg_describe_object", "description": "description"},
-    "pg_seclabel": {"objoid": "pg_describe_object", "classoid": "pg_describe_object",
-                    "objsubid": "pg_describe_object", "provider": "provider", "label": "label"},
+    "pg_description": {"objoid": NAMED, "classoid": NAMED,
+                       "objsubid": NAMED, "description": "description"},
+    "pg_seclabel": {"objoid": NAMED, "classoid": NAMED,
+                    "objsubid": NAMED, "provider": "provider", "label": "label"},
     "pg_attrdef": {"adrelid": "adrelid", "adnum": "adnum", "adbin": "adbin"},
     "pg_inherits": {"inhrelid": "inhrelid", "inhparent": "inhparent", "inhseqno": "inhseqno"},
-    "pg_namespace": {"nspname": "nspname"},
+    "pg_namespace": {"nspname": "nspname", "nspowner": "nspowner", "nspacl": "nspacl"},
     "pg_partitioned_table": {c: "pg_get_partkeydef" for c in (
         "partrelid", "partstrat", "partnatts", "partattrs", "partclass", "partcollation", "partexprs")},
+    "pg_aggregate": {"aggfnoid": NAMED, **{c: c for c in (
+        "aggkind", "aggnumdirectargs", "aggtransfn", "aggfinalfn", "aggcombinefn", "aggserialfn", "aggdeserialfn",
+        "aggmtransfn", "aggminvtransfn", "aggmfinalfn", "aggfinalextra", "aggmfinalextra", "aggfinalmodify",
+        "aggmfinalmodify", "aggsortop", "aggtranstype", "aggtransspace", "aggmtranstype", "aggmtransspace",
+        "agginitval", "aggminitval")}},
+    "pg_statistic_ext": {"stxname": NAMED, "stxnamespace": NAMED, "stxowner": "stxowner",
+                         "stxstattarget": "stxstattarget",
+                         **{c: "pg_get_statisticsobjdef" for c in ("stxrelid", "stxkeys", "stxkind", "stxexprs")}},
+    "pg_collation": {"collname": NAMED, "collnamespace": NAMED, "collowner": "collowner",
+                     "collprovider": "collprovider",
+                     "collisdeterministic": "collisdeterministic", "collencoding": "collencoding",
+                     "collcollate": "collcollate", "collctype": "collctype", "colliculocale": "colliculocale"},
+    "pg_cast": {"castsource": NAMED, "casttarget": NAMED, "castfunc": "castfunc", "castcontext": "castcontext",
+                "castmethod": "castmethod"},
+    "pg_operator": {"oprname": NAMED, "oprnamespace": NAMED, "oprleft": NAMED, "oprright": NAMED,
+                    **{c: c for c in ("oprowner", "oprkind", "oprcanmerge", "oprcanhash", "oprresult", "oprcom",
+                                      "oprnegate", "oprcode", "oprrest", "oprjoin")}},
+    "pg_opclass": {"opcmethod": NAMED, "opcname": NAMED, "opcnamespace": NAMED,
+                   **{c: c for c in ("opcowner", "opcfamily", "opcintype", "opcdefault", "opckeytype")}},
+    "pg_opfamily": {"opfmethod": NAMED, "opfname": NAMED, "opfnamespace": NAMED, "opfowner": "opfowner"},
+    "pg_amop": {"amopfamily": "amopfamily", "amoplefttype": "amopopr", "amoprighttype": "amopopr",
+                "amopstrategy": "amopstrategy", "amoppurpose": "amoppurpose", "amopopr": "amopopr",
+                "amopmethod": NAMED, "amopsortfamily": "amopsortfamily"},
+    "pg_amproc": {c: c for c in ("amprocfamily", "amproclefttype", "amprocrighttype", "amprocnum", "amproc")},
+    "pg_conversion": {"conname": NAMED, "connamespace": NAMED,
+                      **{c: c for c in ("conowner", "conforencoding", "contoencoding", "conproc", "condefault")}},
+    "pg_language": {"lanname": NAMED, **{c: c for c in (
+        "lanowner", "lanispl", "lanpltrusted", "lanplcallfoid", "laninline", "lanvalidator", "lanacl")}},
+    "pg_ts_config": {"cfgname": NAMED, "cfgnamespace": NAMED, "cfgowner": "cfgowner", "cfgparser": "cfgparser"},
+    "pg_ts_config_map": {c: c for c in ("mapcfg", "maptokentype", "mapseqno", "mapdict")},
+    "pg_ts_dict": {"dictname": NAMED, "dictnamespace": NAMED, "dictowner": "dictowner",
+                   "dicttemplate": "dicttemplate", "dictinitoption": "dictinitoption"},
+    "pg_ts_parser": {"prsname": NAMED, "prsnamespace": NAMED,
+                     **{c: c for c in ("prsstart", "prstoken", "prsend", "prsheadline", "prslextype")}},
+    "pg_ts_template": {"tmplname": NAMED, "tmplnamespace": NAMED, "tmplinit": "tmplinit", "tmpllexize": "tmpllexize"},
+    "pg_foreign_data_wrapper": {"fdwname": NAMED, **{c: c for c in (
+        "fdwowner", "fdwhandler", "fdwvalidator", "fdwacl", "fdwoptions")}},
+    "pg_foreign_server": {"srvname": NAMED, **{c: c for c in (
+        "srvowner", "srvfdw", "srvtype", "srvversion", "srvacl", "srvoptions")}},
+    "pg_user_mapping": {"umuser": "usename", "umserver": "srvname", "umoptions": "umoptions"},
+    "pg_foreign_table": {c: c for c in ("ftrelid", "ftserver", "ftoptions")},
+    "pg_event_trigger": {"evtname": NAMED, **{c: c for c in ("evtevent", "evtowner", "evtfoid", "evtenabled",
+                                                             "evttags")}},
+    "pg_publication": {"pubname": NAMED, **{c: c for c in (
+        "pubowner", "puballtables", "pubinsert", "pubupdate", "pubdelete", "pubtruncate", "pubviaroot")}},
+    "pg_publication_rel": {c: c for c in ("prpubid", "prrelid", "prqual", "prattrs")},
+    "pg_publication_namespace": {c: c for c in ("pnpubid", "pnnspid")},
+    "pg_transform": {"trftype": NAMED, "trflang": NAMED, "trffromsql": "trffromsql", "trftosql": "trftosql"},
+    "pg_am": {"amname": NAMED, "amhandler": "amhandler", "amtype": "amtype"},
+    "pg_default_acl": {c: c for c in ("defaclrole", "defaclnamespace", "defaclobjtype", "defaclacl")},
+    "pg_largeobject_metadata": {"oid": "pg_largeobject_metadata", "lomowner": "lomowner", "lomacl": "lomacl"},
 }
 
 IDENTITY = "an object's oid: differs on every server by design; objects are matched by name"
 STORAGE = "physical storage or statistics the server keeps for itself; pg_dump does not reproduce it"
 DERIVED = "derived from what is compared (a count or a flag the server keeps in step)"
-OWNERS = ("not compared yet: the migration gives every object to the target's owner role; comparing owners "
-          "needs the role map applied to them")
-GRANTS = "not compared yet: grants are compared on tables, views and sequences only"
 INHERITED = "derived: whether an inherited column or constraint is local follows from the inheritance compared"
 
 # Not compared: column -> why.
@@ -112,16 +163,12 @@ NOT_COMPARED: dict[str, dict[str, str]] = {
         "relpages": STORAGE, "reltuples": STORAGE, "relallvisible": STORAGE, "reltoastrelid": STORAGE,
         "relfrozenxid": STORAGE, "relminmxid": STORAGE, "relhasindex": DERIVED, "relisshared": DERIVED,
         "relnatts": DERIVED, "relchecks": DERIVED, "relhasrules": DERIVED, "relhastriggers": DERIVED,
-        "relhassubclass": DERIVED, "relowner": OWNERS,
-        "reloftype": "not compared yet: a table created OF a composite type (rare)",
-        "relam": "not compared yet: the table access method (heap on every Debian server)",
+        "relhassubclass": DERIVED,
         "reltablespace": "the target's storage layout is its own (postgresql_server decides tablespaces)",
     },
     "pg_attribute": {
         "attlen": DERIVED, "attndims": DERIVED, "attcacheoff": STORAGE, "attbyval": DERIVED, "attalign": DERIVED,
         "atthasmissing": STORAGE, "attmissingval": STORAGE, "attislocal": INHERITED, "attinhcount": INHERITED,
-        "attacl": GRANTS + " (column grants)",
-        "attfdwoptions": "not compared yet: options of foreign table columns (no foreign tables migrate)",
     },
     "pg_index": {
         "indcheckxmin": STORAGE, "indisready": STORAGE, "indislive": STORAGE,
@@ -134,10 +181,10 @@ NOT_COMPARED: dict[str, dict[str, str]] = {
         "oid": IDENTITY, "tgparentid": INHERITED, "tgconstrindid": DERIVED, "tgconstraint": DERIVED,
     },
     "pg_proc": {
-        "oid": IDENTITY, "proowner": OWNERS, "proacl": GRANTS + " (functions)",
+        "oid": IDENTITY,
     },
     "pg_type": {
-        "oid": IDENTITY, "typowner": OWNERS, "typacl": GRANTS + " (types)", "typarray": IDENTITY,
+        "oid": IDENTITY, "typarray": IDENTITY,
         "typdefaultbin": "the same default as typdefault, compared",
         **{c: "not compared yet: only user-defined base types (written in C) set these" for c in (
             "typlen", "typbyval", "typcategory", "typispreferred", "typisdefined", "typdelim", "typsubscript",
@@ -147,46 +194,29 @@ NOT_COMPARED: dict[str, dict[str, str]] = {
     "pg_enum": {"oid": IDENTITY},
     "pg_rewrite": {"oid": IDENTITY},
     "pg_extension": {
-        "oid": IDENTITY, "extowner": OWNERS, "extrelocatable": "the extension's own control file decides",
+        "oid": IDENTITY,
+        "extowner": "the role that creates it on the target (the migrator): an extension is the DBA's, not the data's",
+        "extrelocatable": "the extension's own control file decides",
         "extconfig": "not compared yet: an extension's configuration tables (their rows are compared as tables)",
         "extcondition": "not compared yet: the filter of an extension's configuration tables",
     },
     "pg_policy": {"oid": IDENTITY},
     "pg_attrdef": {"oid": IDENTITY},
     "pg_inherits": {"inhdetachpending": "a DETACH PARTITION CONCURRENTLY in progress; pg_dump completes it"},
-    "pg_namespace": {"oid": IDENTITY, "nspowner": OWNERS, "nspacl": GRANTS + " (schemas)"},
+    "pg_namespace": {"oid": IDENTITY},
     "pg_partitioned_table": {"partdefid": "derived: the default partition is compared by its partition bound"},
+    **{catalog: {"oid": IDENTITY} for catalog in (
+        "pg_statistic_ext", "pg_cast", "pg_operator", "pg_opclass", "pg_opfamily", "pg_amop", "pg_amproc",
+        "pg_conversion", "pg_language", "pg_ts_config", "pg_ts_dict", "pg_ts_parser", "pg_ts_template",
+        "pg_foreign_data_wrapper", "pg_foreign_server", "pg_user_mapping", "pg_event_trigger", "pg_publication",
+        "pg_publication_rel", "pg_publication_namespace", "pg_transform", "pg_am", "pg_default_acl")},
+    "pg_collation": {"oid": IDENTITY,
+                     "collversion": "the version of the server's ICU or C library, which is the target's own"},
 }
 
 # Catalogs of object kinds that pg_dump reproduces and pg_compare does not
 # compare yet: each is a gap, named.
-NOT_COMPARED_KINDS: dict[str, str] = {
-    "pg_aggregate": "aggregates compare by name and result type only",
-    "pg_statistic_ext": "extended statistics objects",
-    "pg_collation": "collations created in the database",
-    "pg_cast": "user-defined casts",
-    "pg_operator": "user-defined operators",
-    "pg_opclass": "user-defined operator classes",
-    "pg_opfamily": "user-defined operator families",
-    "pg_conversion": "user-defined encoding conversions",
-    "pg_language": "procedural languages other than the extensions'",
-    "pg_ts_config": "text search configurations",
-    "pg_ts_dict": "text search dictionaries",
-    "pg_ts_parser": "text search parsers",
-    "pg_ts_template": "text search templates",
-    "pg_foreign_data_wrapper": "foreign-data wrappers",
-    "pg_foreign_server": "foreign servers",
-    "pg_user_mapping": "user mappings",
-    "pg_foreign_table": "foreign tables' options",
-    "pg_event_trigger": "event triggers",
-    "pg_publication": "publications",
-    "pg_publication_rel": "publications' tables",
-    "pg_publication_namespace": "publications' schemas",
-    "pg_transform": "transforms",
-    "pg_am": "access methods created in the database",
-    "pg_default_acl": "default privileges (ALTER DEFAULT PRIVILEGES)",
-    "pg_largeobject_metadata": "large objects' owners and grants (their contents are compared)",
-}
+NOT_COMPARED_KINDS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +232,8 @@ def catalog_columns(pg_server) -> dict[str, list[str]]:
 
 
 def sql_text() -> str:
-    return "\n".join([*schemacompare.QUERIES.values(), schemacompare.GRANTS_QUERY])
+    return "\n".join([*schemacompare.QUERIES.values(), schemacompare.OWNERS_QUERY, schemacompare.GRANTS_QUERY,
+                      schemacompare.DEFAULT_PRIVILEGES_QUERY])
 
 
 @pytest.mark.parametrize("catalog", sorted(COMPARED))

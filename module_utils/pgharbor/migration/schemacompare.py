@@ -8,10 +8,16 @@ reproduces (a trigger disabled, a table's replica identity and storage
 parameters, a column's storage and statistics target, a materialized view
 not populated, ...), and comments and security labels are a kind of their
 own, so a change that leaves the definition text alone is still seen.
-Owners are not compared (the migration maps them to the target's owner
-role); grants on tables, views and sequences are, after mapping the source's
-roles to the target's (role_map) and leaving out the roles that only the
-target's privilege model has (ignore_roles).
+Owners and grants (on relations, columns, functions, schemas, types,
+languages, foreign-data wrappers and servers, large objects, and default
+privileges) are compared after mapping the source's roles to the target's
+(role_map: the migration gives every object to the target's owner role),
+grants to the roles that only the target's privilege model has left out
+(ignore_roles).
+
+The catalogs are read as PostgreSQL 15 has them; both ends must be 15 or
+later (a column a later version renames is read through to_jsonb, which
+gives NULL where it is absent).
 """
 
 from __future__ import annotations
@@ -36,6 +42,34 @@ def _enabled(column: str) -> str:
             "WHEN 'A' THEN ' enabled always' ELSE '' END")
 
 
+def _own(catalog: str, alias: str) -> str:
+    """An object the database itself made (not built in, not an extension's, not part of another)."""
+    return (f"{alias}.oid >= {FIRST_NORMAL_OID} AND NOT EXISTS (SELECT 1 FROM pg_depend own "
+            f"WHERE own.classid = '{catalog}'::regclass AND own.objid = {alias}.oid AND own.deptype IN ('e', 'i'))")
+
+
+def _named(catalog: str, alias: str) -> str:
+    """The object's name as the server describes it ('operator class app.x for access method btree')."""
+    return f"pg_describe_object('{catalog}'::regclass, {alias}.oid, 0)"
+
+
+def _options(column: str) -> str:
+    return f"'options (' || array_to_string({column}, ', ') || ')'"
+
+
+def _not_internal(alias: str) -> str:
+    """Not a part of another object that the server made with it (a range type's constructor functions,
+    owned by the bootstrap superuser wherever the type is created, its cast to the multirange): pg_dump
+    leaves such parts out."""
+    return (f"NOT EXISTS (SELECT 1 FROM pg_depend part WHERE part.objid = {alias}.oid AND part.deptype = 'i' "
+            f"AND part.classid = {alias}.tableoid)")
+
+
+# Types that are objects of their own: not a table's row type, not an array.
+OWN_TYPES = f"""t.typtype IN ('b', 'e', 'd', 'c', 'r') AND t.typcategory <> 'A'
+    AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c') AND {_own('pg_type', 't')}"""
+
+
 def _member(alias: str) -> str:
     """Not a member of an extension (the extension brings it, comments included)."""
     return (f"NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = {alias}.classoid AND e.objid = {alias}.objoid "
@@ -55,7 +89,12 @@ QUERIES: dict[str, str] = {
                           FROM pg_inherits i WHERE i.inhrelid = c.oid AND NOT c.relispartition),
                          CASE c.relreplident WHEN 'n' THEN 'replica identity nothing'
                               WHEN 'f' THEN 'replica identity full' WHEN 'i' THEN 'replica identity index' END,
-                         'with (' || array_to_string(c.reloptions, ', ') || ')')
+                         'of type ' || nullif(c.reloftype, 0)::regtype,
+                         (SELECT 'using ' || am.amname FROM pg_am am WHERE am.oid = c.relam),
+                         'with (' || array_to_string(c.reloptions, ', ') || ')',
+                         (SELECT concat_ws(' ', 'server ' || quote_ident(s.srvname), {_options('ft.ftoptions')})
+                          FROM pg_foreign_table ft JOIN pg_foreign_server s ON s.oid = ft.ftserver
+                          WHERE ft.ftrelid = c.oid))
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p', 'f') AND {_user()}""",
     "columns": f"""
@@ -70,6 +109,7 @@ QUERIES: dict[str, str] = {
                          CASE WHEN a.attcompression <> '' THEN 'COMPRESSION ' || a.attcompression::text END,
                          CASE WHEN coalesce(a.attstattarget, -1) >= 0 THEN 'STATISTICS ' || a.attstattarget END,
                          'WITH (' || array_to_string(a.attoptions, ', ') || ')',
+                         {_options('a.attfdwoptions')},
                          '#' || rank() OVER (PARTITION BY c.oid ORDER BY a.attnum))
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN pg_type t ON t.oid = a.atttypid
@@ -163,16 +203,228 @@ QUERIES: dict[str, str] = {
         FROM pg_seclabel s WHERE s.objoid >= {FIRST_NORMAL_OID} AND {_member("s")}""",
     "schemas": f"""
         SELECT quote_ident(n.nspname), '' FROM pg_namespace n WHERE {_user(obj="n.oid")}""",
+    # The kinds below are rarer; each is named as pg_describe_object names it,
+    # its definition spelled from the catalog row with every reference by name.
+    "aggregates": f"""
+        SELECT {_named('pg_proc', 'p')},
+               concat_ws(' ', 'kind ' || g.aggkind::text, 'direct ' || g.aggnumdirectargs,
+                         'parallel ' || p.proparallel::text,
+                         'sfunc ' || g.aggtransfn::regprocedure, 'stype ' || format_type(g.aggtranstype, NULL),
+                         'sspace ' || g.aggtransspace, 'finalfunc ' || nullif(g.aggfinalfn, 0)::regprocedure,
+                         CASE WHEN g.aggfinalextra THEN 'finalfunc_extra' END, 'finalmodify ' || g.aggfinalmodify::text,
+                         'combinefunc ' || nullif(g.aggcombinefn, 0)::regprocedure,
+                         'serialfunc ' || nullif(g.aggserialfn, 0)::regprocedure,
+                         'deserialfunc ' || nullif(g.aggdeserialfn, 0)::regprocedure,
+                         'msfunc ' || nullif(g.aggmtransfn, 0)::regprocedure,
+                         'minvfunc ' || nullif(g.aggminvtransfn, 0)::regprocedure,
+                         'mstype ' || format_type(nullif(g.aggmtranstype, 0), NULL), 'msspace ' || g.aggmtransspace,
+                         'mfinalfunc ' || nullif(g.aggmfinalfn, 0)::regprocedure,
+                         CASE WHEN g.aggmfinalextra THEN 'mfinalfunc_extra' END,
+                         'mfinalmodify ' || g.aggmfinalmodify::text,
+                         'sortop ' || nullif(g.aggsortop, 0)::regoperator, 'initcond ' || quote_literal(g.agginitval),
+                         'minitcond ' || quote_literal(g.aggminitval))
+        FROM pg_aggregate g JOIN pg_proc p ON p.oid = g.aggfnoid WHERE {_own('pg_proc', 'p')}""",
+    "statistics": f"""
+        SELECT {_named('pg_statistic_ext', 's')},
+               pg_get_statisticsobjdef(s.oid) || ' statistics ' || coalesce(s.stxstattarget, -1)
+        FROM pg_statistic_ext s WHERE {_own('pg_statistic_ext', 's')}""",
+    "collations": f"""
+        SELECT {_named('pg_collation', 'c')},
+               concat_ws(' ', 'provider ' || c.collprovider::text,
+                         CASE WHEN NOT c.collisdeterministic THEN 'nondeterministic' END,
+                         'encoding ' || pg_encoding_to_char(c.collencoding), 'collate ' || c.collcollate,
+                         'ctype ' || c.collctype,
+                         'locale ' || coalesce(to_jsonb(c) ->> 'colliculocale', to_jsonb(c) ->> 'colllocale'),
+                         'rules ' || (to_jsonb(c) ->> 'collicurules'))
+        FROM pg_collation c WHERE {_own('pg_collation', 'c')}""",
+    "casts": f"""
+        SELECT {_named('pg_cast', 'c')},
+               concat_ws(' ', CASE c.castmethod WHEN 'f' THEN 'with function ' || c.castfunc::regprocedure
+                                  WHEN 'i' THEN 'with inout' ELSE 'without function' END,
+                         CASE c.castcontext WHEN 'e' THEN 'explicit' WHEN 'a' THEN 'as assignment'
+                              ELSE 'as implicit' END)
+        FROM pg_cast c WHERE {_own('pg_cast', 'c')}""",
+    "operators": f"""
+        SELECT {_named('pg_operator', 'o')},
+               concat_ws(' ', 'kind ' || o.oprkind::text, 'function ' || o.oprcode::regprocedure,
+                         'returns ' || format_type(o.oprresult, NULL),
+                         'commutator ' || nullif(o.oprcom, 0)::regoperator,
+                         'negator ' || nullif(o.oprnegate, 0)::regoperator,
+                         'restrict ' || nullif(o.oprrest, 0)::regprocedure,
+                         'join ' || nullif(o.oprjoin, 0)::regprocedure,
+                         CASE WHEN o.oprcanhash THEN 'hashes' END, CASE WHEN o.oprcanmerge THEN 'merges' END)
+        FROM pg_operator o WHERE {_own('pg_operator', 'o')}""",
+    "operator classes": f"""
+        SELECT {_named('pg_opclass', 'c')},
+               concat_ws(' ', CASE WHEN c.opcdefault THEN 'default' END, 'for type ' || format_type(c.opcintype, NULL),
+                         'family ' || {_named('pg_opfamily', 'f')},
+                         'storage ' || format_type(nullif(c.opckeytype, 0), NULL))
+        FROM pg_opclass c JOIN pg_opfamily f ON f.oid = c.opcfamily WHERE {_own('pg_opclass', 'c')}""",
+    # An operator family's members: its operators (pg_amop) and support functions (pg_amproc).
+    "operator families": f"""
+        SELECT {_named('pg_opfamily', 'f')},
+               concat_ws(' ', (SELECT string_agg(format('operator %s %s %s%s', o.amopstrategy, o.amopopr::regoperator,
+                                                        o.amoppurpose, ' order by ' || {_named('pg_opfamily', 'sf')}),
+                                                 ', ' ORDER BY o.amopstrategy, o.amopopr::regoperator::text)
+                               FROM pg_amop o LEFT JOIN pg_opfamily sf ON sf.oid = o.amopsortfamily
+                               WHERE o.amopfamily = f.oid),
+                         (SELECT string_agg(format('function %s (%s, %s) %s', p.amprocnum,
+                                                   format_type(p.amproclefttype, NULL),
+                                                   format_type(p.amprocrighttype, NULL), p.amproc::regprocedure),
+                                            ', ' ORDER BY p.amprocnum, p.amproc::regprocedure::text)
+                          FROM pg_amproc p WHERE p.amprocfamily = f.oid))
+        FROM pg_opfamily f WHERE {_own('pg_opfamily', 'f')}""",
+    "conversions": f"""
+        SELECT {_named('pg_conversion', 'c')},
+               concat_ws(' ', CASE WHEN c.condefault THEN 'default' END, pg_encoding_to_char(c.conforencoding),
+                         'to ' || pg_encoding_to_char(c.contoencoding), 'from ' || c.conproc::regprocedure)
+        FROM pg_conversion c WHERE {_own('pg_conversion', 'c')}""",
+    "languages": f"""
+        SELECT {_named('pg_language', 'l')},
+               concat_ws(' ', CASE WHEN l.lanpltrusted THEN 'trusted' END, CASE WHEN l.lanispl THEN 'procedural' END,
+                         'handler ' || nullif(l.lanplcallfoid, 0)::regprocedure,
+                         'inline ' || nullif(l.laninline, 0)::regprocedure,
+                         'validator ' || nullif(l.lanvalidator, 0)::regprocedure)
+        FROM pg_language l WHERE {_own('pg_language', 'l')}""",
+    "text search configurations": f"""
+        SELECT {_named('pg_ts_config', 'c')},
+               concat_ws(' ', 'parser ' || (SELECT {_named('pg_ts_parser', 'p')} FROM pg_ts_parser p
+                                            WHERE p.oid = c.cfgparser),
+                         (SELECT string_agg(format('%s:%s %s', m.maptokentype, m.mapseqno, m.mapdict::regdictionary),
+                                            ', ' ORDER BY m.maptokentype, m.mapseqno)
+                          FROM pg_ts_config_map m WHERE m.mapcfg = c.oid))
+        FROM pg_ts_config c WHERE {_own('pg_ts_config', 'c')}""",
+    "text search dictionaries": f"""
+        SELECT {_named('pg_ts_dict', 'd')},
+               concat_ws(' ', 'template ' || (SELECT {_named('pg_ts_template', 't')} FROM pg_ts_template t
+                                              WHERE t.oid = d.dicttemplate), d.dictinitoption)
+        FROM pg_ts_dict d WHERE {_own('pg_ts_dict', 'd')}""",
+    "text search parsers": f"""
+        SELECT {_named('pg_ts_parser', 'p')},
+               concat_ws(' ', p.prsstart::regprocedure, p.prstoken::regprocedure, p.prsend::regprocedure,
+                         nullif(p.prsheadline, 0)::regprocedure, p.prslextype::regprocedure)
+        FROM pg_ts_parser p WHERE {_own('pg_ts_parser', 'p')}""",
+    "text search templates": f"""
+        SELECT {_named('pg_ts_template', 't')},
+               concat_ws(' ', nullif(t.tmplinit, 0)::regprocedure, t.tmpllexize::regprocedure)
+        FROM pg_ts_template t WHERE {_own('pg_ts_template', 't')}""",
+    "foreign-data wrappers": f"""
+        SELECT {_named('pg_foreign_data_wrapper', 'w')},
+               concat_ws(' ', 'handler ' || nullif(w.fdwhandler, 0)::regprocedure,
+                         'validator ' || nullif(w.fdwvalidator, 0)::regprocedure, {_options('w.fdwoptions')})
+        FROM pg_foreign_data_wrapper w WHERE {_own('pg_foreign_data_wrapper', 'w')}""",
+    "foreign servers": f"""
+        SELECT {_named('pg_foreign_server', 's')},
+               concat_ws(' ', 'wrapper ' || quote_ident(w.fdwname), 'type ' || quote_literal(s.srvtype),
+                         'version ' || quote_literal(s.srvversion), {_options('s.srvoptions')})
+        FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+        WHERE {_own('pg_foreign_server', 's')}""",
+    "event triggers": f"""
+        SELECT {_named('pg_event_trigger', 'e')},
+               concat_ws(' ', 'on ' || e.evtevent, 'execute ' || e.evtfoid::regprocedure,
+                         'tags ' || array_to_string(e.evttags, ', '), {_enabled('e.evtenabled')})
+        FROM pg_event_trigger e WHERE {_own('pg_event_trigger', 'e')}""",
+    # What a publication publishes: every table, tables of schemas, tables (with their row filter and columns).
+    "publications": f"""
+        SELECT {_named('pg_publication', 'p')},
+               concat_ws(' ', CASE WHEN p.puballtables THEN 'all tables' END,
+                         'publish ' || concat_ws(', ', CASE WHEN p.pubinsert THEN 'insert' END,
+                                                 CASE WHEN p.pubupdate THEN 'update' END,
+                                                 CASE WHEN p.pubdelete THEN 'delete' END,
+                                                 CASE WHEN p.pubtruncate THEN 'truncate' END),
+                         CASE WHEN p.pubviaroot THEN 'via root' END,
+                         (SELECT 'schemas ' || string_agg(quote_ident(pn.pnnspid::regnamespace::text), ', '
+                                                          ORDER BY pn.pnnspid::regnamespace::text)
+                          FROM pg_publication_namespace pn WHERE pn.pnpubid = p.oid),
+                         (SELECT 'tables ' || string_agg(
+                                     concat_ws(' ', r.prrelid::regclass::text,
+                                               '(' || (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+                                                       FROM pg_attribute a
+                                                       WHERE a.attrelid = r.prrelid
+                                                         AND a.attnum = ANY(r.prattrs)) || ')',
+                                               'where ' || pg_get_expr(r.prqual, r.prrelid)),
+                                     ', ' ORDER BY r.prrelid::regclass::text)
+                          FROM pg_publication_rel r WHERE r.prpubid = p.oid))
+        FROM pg_publication p WHERE {_own('pg_publication', 'p')}""",
+    "transforms": f"""
+        SELECT {_named('pg_transform', 't')},
+               concat_ws(' ', 'from sql ' || nullif(t.trffromsql, 0)::regprocedure,
+                         'to sql ' || nullif(t.trftosql, 0)::regprocedure)
+        FROM pg_transform t WHERE {_own('pg_transform', 't')}""",
+    "access methods": f"""
+        SELECT {_named('pg_am', 'a')}, a.amtype::text || ' ' || a.amhandler::regprocedure
+        FROM pg_am a WHERE {_own('pg_am', 'a')}""",
 }
 
+# User mappings' options often hold passwords: compared by name only, so a
+# report never shows one (and pg_user_mappings is the view a non-superuser
+# may read).
+QUERIES["user mappings"] = f"""
+    SELECT format('for %s server %s', u.usename, quote_ident(u.srvname)),
+           (SELECT 'options ' || string_agg(split_part(o, '=', 1), ', ' ORDER BY o) FROM unnest(u.umoptions) o)
+    FROM pg_user_mappings u JOIN pg_foreign_server s ON s.oid = u.srvid WHERE {_own('pg_foreign_server', 's')}"""
+
+# Every object that has an owner and grants: (catalog, oid, sub-object,
+# owner, its ACL as the server applies it: acldefault where none is stored).
+_OWNED_OBJECTS = f"""
+    SELECT 'pg_class'::regclass AS classid, c.oid AS objid, 0 AS objsubid, c.relowner AS owner,
+           coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS acl
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S') AND {_user()}
+    UNION ALL
+    SELECT 'pg_proc'::regclass, p.oid, 0, p.proowner, coalesce(p.proacl, acldefault('f', p.proowner))
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {_user(obj="p.oid")} AND {_not_internal("p")}
+    UNION ALL
+    SELECT 'pg_namespace'::regclass, n.oid, 0, n.nspowner, coalesce(n.nspacl, acldefault('n', n.nspowner))
+    FROM pg_namespace n WHERE {_user(obj="n.oid")}
+    UNION ALL
+    SELECT 'pg_type'::regclass, t.oid, 0, t.typowner, coalesce(t.typacl, acldefault('T', t.typowner))
+    FROM pg_type t WHERE {OWN_TYPES}
+    UNION ALL
+    SELECT 'pg_language'::regclass, l.oid, 0, l.lanowner, coalesce(l.lanacl, acldefault('l', l.lanowner))
+    FROM pg_language l WHERE {_own('pg_language', 'l')}
+    UNION ALL
+    SELECT 'pg_foreign_data_wrapper'::regclass, w.oid, 0, w.fdwowner, coalesce(w.fdwacl, acldefault('F', w.fdwowner))
+    FROM pg_foreign_data_wrapper w WHERE {_own('pg_foreign_data_wrapper', 'w')}
+    UNION ALL
+    SELECT 'pg_foreign_server'::regclass, s.oid, 0, s.srvowner, coalesce(s.srvacl, acldefault('S', s.srvowner))
+    FROM pg_foreign_server s WHERE {_own('pg_foreign_server', 's')}
+    UNION ALL
+    SELECT 'pg_largeobject'::regclass, m.oid, 0, m.lomowner, coalesce(m.lomacl, acldefault('L', m.lomowner))
+    FROM pg_largeobject_metadata m
+    UNION ALL
+    {" UNION ALL ".join(
+        f"SELECT '{catalog}'::regclass, x.oid, 0, x.{owner}, NULL::aclitem[] FROM {catalog} x "
+        f"WHERE {_own(catalog, 'x')}"
+        for catalog, owner in (("pg_collation", "collowner"), ("pg_conversion", "conowner"),
+                               ("pg_operator", "oprowner"), ("pg_opclass", "opcowner"), ("pg_opfamily", "opfowner"),
+                               ("pg_ts_config", "cfgowner"), ("pg_ts_dict", "dictowner"),
+                               ("pg_statistic_ext", "stxowner"), ("pg_event_trigger", "evtowner"),
+                               ("pg_publication", "pubowner")))}"""
+
+OWNERS_QUERY = f"""
+    SELECT pg_describe_object(o.classid, o.objid, 0), pg_get_userbyid(o.owner) FROM ({_OWNED_OBJECTS}) o"""
+
+# Grants, one row per privilege; a column's grants are on top of its table's.
 GRANTS_QUERY = f"""
-    SELECT format('%I.%I', n.nspname, c.relname),
+    SELECT pg_describe_object(o.classid, o.objid, o.objsubid),
            CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-           pg_get_userbyid(c.relowner), a.privilege_type, a.is_grantable
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
-         LATERAL aclexplode(coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char",
-                                                        c.relowner))) a
-    WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S') AND {_user()}"""
+           pg_get_userbyid(o.owner), a.privilege_type, a.is_grantable
+    FROM (SELECT classid, objid, objsubid, owner, acl FROM ({_OWNED_OBJECTS}) w
+          UNION ALL
+          SELECT 'pg_class'::regclass, c.oid, a.attnum, c.relowner, a.attacl
+          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND {_user()}) o,
+         LATERAL aclexplode(o.acl) a"""
+
+# ALTER DEFAULT PRIVILEGES: (kind of object, whose objects, in which schema or
+# '', grantee, privilege, grantable).
+DEFAULT_PRIVILEGES_QUERY = """
+    SELECT CASE d.defaclobjtype WHEN 'r' THEN 'tables' WHEN 'S' THEN 'sequences' WHEN 'f' THEN 'functions'
+                WHEN 'T' THEN 'types' WHEN 'n' THEN 'schemas' ELSE d.defaclobjtype::text END,
+           pg_get_userbyid(d.defaclrole), coalesce(quote_ident(n.nspname), ''),
+           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, a.privilege_type, a.is_grantable
+    FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace, LATERAL aclexplode(d.defaclacl) a"""
 
 
 @dataclass
@@ -215,17 +467,20 @@ def describe(conn: psycopg.Connection, role_map: dict[str, str], ignore_roles: s
     """Every kind of object of one database: {kind: {name: definition}}."""
     described = {kind: {name: " ".join(str(definition or "").split()) for name, definition in conn.execute(query)}
                  for kind, query in QUERIES.items()}
-    grants: dict[str, str] = {}
-    rows = conn.execute(GRANTS_QUERY).fetchall()
+    described["owners"] = {obj: role_map.get(owner, owner) for obj, owner in conn.execute(OWNERS_QUERY)}
+    rows = list(conn.execute(GRANTS_QUERY))
+    for kind, role, schema, grantee, privilege, grantable in conn.execute(DEFAULT_PRIVILEGES_QUERY):
+        where = f" in schema {schema}" if schema else ""
+        rows.append((f"default privileges on {kind} of {role_map.get(role, role)}{where}", grantee, role, privilege,
+                     grantable))
     by_object: dict[tuple[str, str], list[str]] = {}
     for obj, grantee, owner, privilege, grantable in rows:
         grantee = "OWNER" if grantee == owner else role_map.get(grantee, grantee)
         if grantee in ignore_roles:
             continue
         by_object.setdefault((obj, grantee), []).append(privilege + ("*" if grantable else ""))
-    for (obj, grantee), privileges in by_object.items():
-        grants[f"{obj} to {grantee}"] = ", ".join(sorted(privileges))
-    described["grants"] = grants
+    described["grants"] = {f"{obj} to {grantee}": ", ".join(sorted(privileges))
+                           for (obj, grantee), privileges in by_object.items()}
     return described
 
 

@@ -15,6 +15,11 @@ from . import catalog
 # (rows, md5 of their text forms) per chunk, in order
 Hashes = list[tuple[int, str]]
 
+# The whole row's text form. Not "t::text": where the table has a column
+# named t, that is the column (a column wins over the row alias), and only
+# that column would be hashed. "t.*" can only mean the row.
+ROW_TEXT = "ROW(t.*)::text"
+
 
 def primary_key(conn: psycopg.Connection, table: catalog.Table) -> list[str]:
     rows = conn.execute(
@@ -29,7 +34,7 @@ def primary_key(conn: psycopg.Connection, table: catalog.Table) -> list[str]:
 def _order(key: list[str]) -> sql.Composable:
     if key:
         return sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in key)
-    return sql.SQL("t::text")
+    return sql.SQL(ROW_TEXT)
 
 
 def _key_text(key: list[str]) -> sql.Composable:
@@ -37,15 +42,15 @@ def _key_text(key: list[str]) -> sql.Composable:
         return sql.SQL("concat_ws(',', {})").format(
             sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(c)) for c in key))
     # Without a key the row is its own identity; duplicates get a number.
-    return sql.SQL("t::text || ' #' || row_number() OVER (PARTITION BY t::text)")
+    return sql.SQL(f"{ROW_TEXT} || ' #' || row_number() OVER (PARTITION BY {ROW_TEXT})")
 
 
 def chunk_hashes(conn: psycopg.Connection, table: catalog.Table, key: list[str], chunk_rows: int) -> Hashes:
     query = sql.SQL(
         """SELECT count(*), md5(string_agg(r, E'\\n' ORDER BY n)) FROM (
-               SELECT t::text AS r, row_number() OVER (ORDER BY {order}) - 1 AS n FROM ONLY {table} t
+               SELECT {row} AS r, row_number() OVER (ORDER BY {order}) - 1 AS n FROM ONLY {table} t
            ) numbered GROUP BY n / {size} ORDER BY n / {size}""").format(
-        order=_order(key), table=table.ident, size=sql.Literal(chunk_rows))
+        row=sql.SQL(ROW_TEXT), order=_order(key), table=table.ident, size=sql.Literal(chunk_rows))
     return [(int(c), h) for c, h in conn.execute(query)]
 
 
@@ -53,10 +58,11 @@ def row_hashes(conn: psycopg.Connection, table: catalog.Table, key: list[str], c
                chunk: int) -> dict[str, str]:
     query = sql.SQL(
         """SELECT k, h FROM (
-               SELECT {keytext} AS k, md5(t::text) AS h, row_number() OVER (ORDER BY {order}) - 1 AS n
+               SELECT {keytext} AS k, md5({row}) AS h, row_number() OVER (ORDER BY {order}) - 1 AS n
                FROM ONLY {table} t) numbered
            WHERE n / {size} = {chunk}""").format(
-        keytext=_key_text(key), order=_order(key), table=table.ident, size=sql.Literal(chunk_rows),
+        keytext=_key_text(key), row=sql.SQL(ROW_TEXT), order=_order(key), table=table.ident,
+        size=sql.Literal(chunk_rows),
         chunk=sql.Literal(chunk))
     return dict(conn.execute(query).fetchall())
 

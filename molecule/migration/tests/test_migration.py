@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,8 @@ import testinfra
 LEGACY = testinfra.get_host("podman://legacy")
 DB1 = testinfra.get_host("podman://db1")
 MIGRATE, ROLLBACK = "../../playbooks/migrate.yml", "../../playbooks/rollback.yml"
+REPO = Path(__file__).resolve().parents[3]
+NOT_PERMITTED = 'role "migrator" is not permitted to log in'
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +51,27 @@ def target_tables() -> int:
     return int(sql(DB1, "postgres", "SELECT count(*) FROM pg_tables WHERE schemaname = 'buffer'").stdout)
 
 
+@pytest.fixture(scope="module")
+def migrator_password() -> str:
+    """The migrator's real password, from the lab's vault."""
+    command = [str(Path(sys.executable).parent / "ansible-vault"), "view", "--vault-id",
+               f"lab@{REPO / 'lab/vault-password'}", str(REPO / "inventories/lab/group_vars/all/vault.yml")]
+    vault = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return re.search(r"^vault_migrator_password: *['\"]?(.*?)['\"]?$", vault, re.M).group(1)
+
+
+def migrator_logs_in(password: str):
+    """The migrator, with its right password, from the application host to db1 (the pg_client service's
+    host, port and verify-full TLS)."""
+    return LEGACY.run(f"runuser -u buffer_app -- env PGPASSWORD={shlex.quote(password)} "
+                      "psql 'service=buffer_remote user=migrator' -XAtc 'SELECT current_user'")
+
+
+def assert_migrator_retired(password: str) -> None:
+    result = migrator_logs_in(password)
+    assert result.rc != 0 and NOT_PERMITTED in result.stderr, (result.stdout, result.stderr)
+
+
 def recap(stdout: str) -> dict[str, dict[str, int]]:
     return {host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", rest)}
             for host, rest in re.findall(r"^(\S+)\s+: (ok=.*)$", stdout, re.M)}
@@ -55,13 +81,15 @@ def latest_report(reports: Path) -> dict:
     return json.loads(sorted(reports.glob("migration-legacy-*.json"))[-1].read_text())
 
 
-def test_check_mode_runs_the_preflight_and_changes_nothing(run_playbook, reports):
+def test_check_mode_runs_the_preflight_and_changes_nothing(run_playbook, reports, migrator_password):
+    assert_migrator_retired(migrator_password)  # as site.yml left it
     run = run_playbook(MIGRATE, "--check", extra_vars={"migration_report_dir": str(reports)})
     assert run.returncode == 0, run.stdout
     assert "OK   target TLS: " in run.stdout and "verify-full" in run.stdout
     assert "OK   target database empty: buffer holds no tables" in run.stdout
     assert target_tables() == 0 and app_sees() == "buffer|f|f|off"
     assert not list(reports.glob("*.json"))
+    assert_migrator_retired(migrator_password)  # opened for the preflight, closed again
 
 
 def test_migrate_copies_compares_and_cuts_over(run_playbook, reports):
@@ -78,6 +106,14 @@ def test_migrate_copies_compares_and_cuts_over(run_playbook, reports):
     frozen = sql(LEGACY, "postgres", "INSERT INTO buffer.customers (name) VALUES ('too late')")
     assert frozen.rc != 0 and "read-only transaction" in frozen.stderr
     assert target_databases()["buffer"].startswith("pgharbor: migrated")
+
+
+def test_the_migrator_is_retired_after_the_cutover(migrator_password):
+    """Its password, right as it is, no longer opens a session; the application's own login still does."""
+    assert_migrator_retired(migrator_password)
+    wrong = migrator_logs_in("not-the-password")
+    assert wrong.rc != 0 and "password authentication failed" in wrong.stderr
+    assert app_sees() == "buffer|t|t|off"
 
 
 def test_rollback_restores_the_source_and_keeps_what_was_written_on_the_target(run_playbook):
@@ -113,9 +149,11 @@ def test_a_failed_comparison_rolls_back_by_itself(run_playbook, reports):
     assert len([n for n in target_databases() if n.startswith("buffer_rolled_back_")]) == 2
 
 
-def test_migrate_again_after_the_rollbacks(run_playbook, reports):
+def test_migrate_again_after_the_rollbacks(run_playbook, reports, migrator_password):
     run = run_playbook(MIGRATE, extra_vars={"migration_report_dir": str(reports)})
     assert run.returncode == 0, run.stdout
     assert app_sees() == "buffer|t|t|off"
     seen = sql(LEGACY, "buffer_app", "SELECT count(*) FROM buffer.customers WHERE name = 'legacy again'", service=True)
     assert seen.stdout.strip() == "1"
+    # the migration could log in (it copied), and it is retired again
+    assert_migrator_retired(migrator_password)

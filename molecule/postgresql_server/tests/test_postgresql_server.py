@@ -41,10 +41,11 @@ def refused(result, message: str) -> bool:
 
 @pytest.fixture(scope="module")
 def items_table():
-    """A table made by the migrator as the owner role, after the role ran:
-    the default privileges must give it to app_rw and app_ro."""
-    made = as_user("migrator", "SET ROLE app_owner; CREATE TABLE IF NOT EXISTS app.items "
-                               "(id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text)")
+    """A table made by the owner role after the role ran, as a migration makes
+    them: the default privileges must give it to app_rw and app_ro."""
+    made = SERVER.run("runuser -u postgres -- psql -d appdb -XAtq -v ON_ERROR_STOP=1 -c "
+                      "'SET ROLE app_owner; CREATE TABLE IF NOT EXISTS app.items "
+                      "(id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text)'")
     assert made.rc == 0, made.stderr
     return "app.items"
 
@@ -118,6 +119,23 @@ def test_postgres_cannot_log_in_over_the_network():
 def test_public_cannot_connect_to_the_database():
     result = as_user("outsider", "SELECT 1")
     assert refused(result, "permission denied for database"), result.stderr
+
+
+def test_the_migrator_is_retired_until_a_migration_opens_its_login(run_playbook):
+    """Created NOLOGIN: the right password opens nothing. The entry point
+    migrate.yml uses opens it and closes it; a converge keeps it closed."""
+    retired = 'role "migrator" is not permitted to log in'
+    assert refused(as_user("migrator", "SELECT 1"), retired)
+    opened = run_playbook("migrator_login.yml", extra_vars={"postgresql_server_migrator_login": True})
+    assert opened.returncode == 0 and "changed=1" in opened.stdout, opened.stdout
+    in_use = as_user("migrator", "SET ROLE app_owner; CREATE TABLE app.made_by_the_migrator (id int); "
+                                 "DROP TABLE app.made_by_the_migrator")
+    assert in_use.rc == 0, in_use.stderr
+    reconverged = run_playbook("converge.yml", "--limit", "pg-server")
+    assert reconverged.returncode == 0, reconverged.stdout
+    assert refused(as_user("migrator", "SELECT 1"), retired)
+    closed = run_playbook("migrator_login.yml", extra_vars={"postgresql_server_migrator_login": False})
+    assert closed.returncode == 0 and "changed=0" in closed.stdout, closed.stdout
 
 
 # --- what each role may do --------------------------------------------------
