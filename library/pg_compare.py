@@ -10,15 +10,22 @@ short_description: Prove two PostgreSQL databases hold the same schema and data
 description:
   - Reads each side in one snapshot with fixed session settings, so a value has the same text on both.
   - "Schema: schemas, tables, columns and types, constraints, indexes, sequences, views, functions, triggers,
-    rules, types, policies, extensions, comments, security labels, and grants on tables, views and sequences
-    (source roles mapped through O(role_map), O(ignore_roles) left out); differences come as a readable diff."
+    rules, types, policies, extensions, comments, security labels, aggregates, extended statistics, collations,
+    casts, operators, operator classes and families, conversions, languages, text search objects, foreign-data
+    wrappers, servers, user mappings (their options by name only: they hold passwords), event triggers,
+    publications, transforms and access methods; every object's owner and grants (relations, columns,
+    functions, schemas, types, languages, foreign-data wrappers and servers, large objects) and default
+    privileges, with source roles mapped through O(role_map) and grants to O(ignore_roles) left out.
+    Differences come as a readable diff."
   - "State that the definition text does not show is compared too: triggers and rules enabled, disabled, replica or
     always; replica identity and storage parameters of tables and views; a column's storage, compression,
     statistics target and options; the index a table is clustered on; what owns a sequence; an extension's
     schema; whether a materialized view is populated."
   - "Data: per table and per populated materialized view, row counts and hashes of chunks of O(chunk_rows) rows
     ordered by primary key (tables without one: by the whole row's text, duplicates counted), each row hashed as
-    its text form under the fixed session settings (never through a type's equality or hash); a differing chunk
+    its exact text form under the fixed session settings, never through a type's equality operator or hash
+    function, which may call distinct values equal ('Alice' and 'ALICE' under a case-folding collation, 1.0 and
+    1.00, -0 and 0, 1 year and 360 days, jsonb's 1.5 and 1.50, points within a tolerance); a differing chunk
     is narrowed down to example key values of missing, extra and changed rows. Sequences' values and large
     objects are compared too."
   - Fails when anything differs; the message lists every difference. Reads only, so check mode compares too.
@@ -27,7 +34,9 @@ author: pgharbor
 extends_documentation_fragment: [pgharbor_connection, pgharbor_attributes]
 options:
   role_map:
-    description: Source role -> target role, for comparing grants (owners always compare as the owner).
+    description:
+      - Source role -> target role, for comparing owners and grants. The migration gives every object to the
+        target's owner role, so the source's owners map to it; an owner not mapped must be the same role on both.
     type: dict
     default: {}
   ignore_roles:
