@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ansiblerun import run_module
 from migrationdb import DBNAME, MIGRATOR_PASSWORD, OWNER
+from pgserver import SUPERUSER
 
 
 def ends(servers) -> dict:
@@ -32,12 +33,14 @@ def test_preflight_migrate_and_compare_modules(repo, servers, tmp_path):
     assert {"table", "rows", "bytes", "seconds", "format"} <= set(out["tables"][0])
     assert MIGRATOR_PASSWORD not in log
 
-    rc, out, log = run_module(repo, tmp_path, "pg_compare", connection)
+    # the source's objects are the superuser's, the target's the owner role's
+    compared = {**connection, "role_map": {SUPERUSER: OWNER}}
+    rc, out, log = run_module(repo, tmp_path, "pg_compare", compared)
     assert rc == 0 and out["equal"] and not out["changed"], log
 
     with servers.target.connect(DBNAME, autocommit=True) as conn:
         conn.execute("UPDATE app.events SET payload = '{}' WHERE id = 42")
-    rc, out, log = run_module(repo, tmp_path, "pg_compare", connection)
+    rc, out, log = run_module(repo, tmp_path, "pg_compare", compared)
     assert rc != 0 and not out["equal"]
     assert "source and target differ: table app.events" in out["msg"] and "changed ['42']" in out["msg"]
 
