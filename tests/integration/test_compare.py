@@ -107,6 +107,10 @@ def test_without_the_role_map_every_owner_differs(migrated):
         ("target", "ALTER TABLE app.stateful DISABLE RULE stateful_keep", ["rules:", "  ~ app.stateful stateful_keep"]),
         ("target", "DROP RULE stateful_keep ON app.stateful", ["rules:", "  - app.stateful stateful_keep"]),
         ("target", "ALTER TABLE app.stateful CLUSTER ON stateful_pkey", ["indexes:", "  ~ app.stateful_pkey"]),
+        ("target", "ALTER POLICY only_alice ON app.secrets USING (owner_name = 'bob')",
+         ["policies:", "  ~ app.secrets only_alice"]),
+        ("target", "CREATE EXTENSION citext", ["extensions:", "  + citext"]),
+        ("target", "CREATE SCHEMA extra", ["schemas:", "  + extra"]),
         ("target", "ALTER SEQUENCE app.invoice_no OWNED BY app.stateful.id", ["sequences:", "  ~ app.invoice_no"]),
         ("target", "ALTER VIEW app.recent SET (security_barrier = true)", ["views:", "  ~ app.recent"]),
         ("target", "REFRESH MATERIALIZED VIEW app.event_count WITH NO DATA", ["views:", "  ~ app.event_count"]),
@@ -187,7 +191,8 @@ def test_without_the_role_map_every_owner_differs(migrated):
     ids=["index", "column-type", "constraint", "function-body", "trigger", "enum-label", "grant", "extra-view",
          "trigger-disabled", "trigger-always", "replica-identity", "storage-parameter", "column-storage",
          "column-statistics", "column-compression", "column-option", "comment-changed", "comment-removed",
-         "rule-disabled", "rule-dropped", "clustered-on", "sequence-owned-by", "view-option", "matview-not-populated",
+         "rule-disabled", "rule-dropped", "clustered-on",
+         "policy", "extension", "schema", "sequence-owned-by", "view-option", "matview-not-populated",
          "domain-not-null", "domain-default", "composite-attribute-added",
          "range-subdiff", "invalid-index",
          "owner-table", "owner-function", "owner-large-object", "grant-function", "grant-schema", "grant-type",
@@ -250,13 +255,21 @@ VALUES = [
     ("UPDATE app.secrets SET secret = 'B' WHERE owner_name = 'bob'", "app.secrets"),  # hidden by its policy
     ("UPDATE \"Odd Schema ü\".\"Mixed Case ö\" SET \"ß\" = 3 WHERE \"ß\" = 2", "Odd Schema ü.Mixed Case ö"),
     ("UPDATE app.nokey SET b = 'y' WHERE ctid = (SELECT min(ctid) FROM app.nokey WHERE b = 'x')", "app.nokey"),
+    # one plain change in each remaining column type of app.everything
+    *((f"UPDATE app.everything SET {change} WHERE i2 = -32768", "app.everything") for change in (
+        "i8 = i8 + 1", "i4 = i4 - 1", "f4 = 1.5", "num = num + 0.0000000001", "vc = 'ü€'", "ch = 'ba'", "b = false",
+        "d = '0001-01-02'", "tm = '23:59:59'", "tmtz = '12:00:00+13'", "u = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'",
+        "cidr_ = '10.0.0.0/9'", "mac = '08:00:2b:01:02:04'", "moods = '{ok,sad}'", "pos = 8", "money_ = 12.35",
+        "bits = B'1010'")),
 ]
 
 
 @pytest.mark.parametrize(("statement", "table"), VALUES, ids=[
     "collation-equal-text", "numeric-scale", "negative-zero", "interval-units", "jsonb-numeric", "json-spacing",
     "point-fuzzy", "array-bounds", "timestamptz", "timestamp", "bytea", "xml", "inet", "enum-composite-range",
-    "null-string-in-array", "toasted-text", "regclass", "row-security", "quoted-names", "duplicate-rows"])
+    "null-string-in-array", "toasted-text", "regclass", "row-security", "quoted-names", "duplicate-rows",
+    "bigint", "integer-and-generated", "real", "numeric", "varchar", "char", "boolean", "date", "time", "timetz",
+    "uuid", "cidr", "macaddr", "enum-array", "domain", "money", "bit-varying"])
 def test_each_changed_value_is_named(changed, statement, table):
     report = changed("target", "SET session_replication_role = replica; " + statement)
     assert report.schema.equal, report.schema.diff_text()
