@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -97,7 +98,9 @@ class PgServer:
             "full_page_writes": "off",
             **self.settings,
         }
-        opts = " ".join(f"-c {k}={v}" for k, v in options.items())
+        # pg_ctl hands -o to a shell: each setting quoted, so a value may hold
+        # spaces and % (an archive_command, say).
+        opts = " ".join(f"-c {shlex.quote(f'{k}={v}')}" for k, v in options.items())
         self._run(str(PG_BINDIR / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.datadir),
                   "-l", str(self.logfile), "-o", opts)
 

@@ -23,6 +23,15 @@ def test_data_round_trip_through_copy(pg_server):
     assert got == rows
 
 
+def test_a_setting_with_spaces_and_percent_signs_arrives_whole(pg_server_factory):
+    prefix = "%m [%p] 'quoted' two words "
+    server = pg_server_factory({"log_line_prefix": prefix, "application_name": "two words"})
+    with server.connect() as conn:
+        assert conn.execute("SHOW log_line_prefix").fetchone()[0] == prefix
+        assert conn.execute("SELECT setting FROM pg_settings WHERE name = 'application_name'").fetchone()[0] \
+            == "two words"
+
+
 def test_wrong_password_is_refused(pg_server):
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(pg_server.conninfo(password="not-the-password")).close()
