@@ -13,10 +13,12 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 # Debian packages: the container stack, PostgreSQL 15 for the test servers,
 # ssh for the tests that reach a container over SSH (libwrap0: what the
-# tests' unpacked sshd links against), and the tools the backup code calls.
+# tests' unpacked sshd links against), the tools the backup code calls,
+# pgBackRest (the time-travel layer) and stunnel (HTTPS in front of the
+# tests' S3 server; it starts no service of its own without a configuration).
 SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns netavark aardvark-dns \
 	iptables postgresql-15 postgresql-client-15 python3-venv gpg zstd rsync nftables \
-	openssh-client libwrap0
+	openssh-client libwrap0 pgbackrest stunnel4
 STAMP := .cache
 MOTO_WHEELS := lab/.cache/moto-wheels.tar
 SSHD := $(STAMP)/openssh-server/usr/sbin/sshd
@@ -102,7 +104,7 @@ test: lint unit integration molecule lab-test ## everything CI runs
 # is bin/play staging migrate --check --diff, which adds the environment's
 # vault and asks before it runs against production (CONFIRM=yes skips that).
 ENV ?= lab
-PLAYBOOKS := site migrate rollback backup restore verify-backups retention status check-connection
+PLAYBOOKS := site migrate rollback backup restore verify-backups retention status check-connection time-travel
 $(PLAYBOOKS): venv
 	bin/play $(ENV) $(subst -,_,$@) $(ARGS)
 

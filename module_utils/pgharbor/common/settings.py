@@ -14,6 +14,8 @@ from ..errors import PgharborError
 # the backup_server role (__backup_server_config) on the backup server.
 BACKUP_CONFIG = "/etc/pgharbor/backup.json"
 BACKUP_SERVER_CONFIG = "/etc/pgharbor/backup-server.json"
+# Written by the pg_timetravel role (its __pg_timetravel_settings).
+TIMETRAVEL_CONFIG = "/etc/pgharbor/timetravel.json"
 
 
 class ConfigError(PgharborError, ValueError):
@@ -26,8 +28,8 @@ def load_config(path: str | Path) -> dict:
     try:
         config = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise ConfigError(f"no configuration at {path}: run the role that writes it (pg_backup, backup_server), "
-                          "or pass --config") from None
+        raise ConfigError(f"no configuration at {path}: run the role that writes it (pg_backup, backup_server, "
+                          "pg_timetravel), or pass --config") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
     return config

@@ -1,0 +1,122 @@
+"""pgharbor-timetravel: the time-travel layer's command line on the DB host.
+
+    pgharbor-timetravel backup --type full|diff|incr   a pgBackRest backup to every repository (the timers)
+    pgharbor-timetravel status                         windows, newest backups, archive age; exit 1 when unhealthy
+    pgharbor-timetravel verify                         pgbackrest verify on every repository, read properly
+
+Settings come from a JSON file written by the pg_timetravel role
+(/etc/pgharbor/timetravel.json); each key is the role variable without its
+pg_timetravel_ prefix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from ..common.settings import TIMETRAVEL_CONFIG
+from ..timetravel.engine import Pgbackrest, PgbackrestError
+from ..timetravel.health import BACKUP_TYPES, RunLog, health
+from ..timetravel.verify import verify
+from ..timetravel.window import repo_states
+from .command import run_command
+
+
+def _engine(config: dict) -> Pgbackrest:
+    return Pgbackrest(config["pgbackrest_config"], config["stanza"])
+
+
+def _repos(config: dict) -> list[int]:
+    return [int(r) for r in config.get("repos", [1])]
+
+
+def cmd_backup(config: dict, args: argparse.Namespace) -> int:
+    """Every repository in turn; one failing does not keep the next from its backup. Each run
+    is recorded for status, and any failure makes the exit status 1 (the unit fails)."""
+    engine, log = _engine(config), RunLog(Path(config["run_log"]))
+    failed = []
+    for repo in args.repo or _repos(config):
+        started, begin = dt.datetime.now(dt.timezone.utc), time.monotonic()
+        try:
+            engine.run("backup", f"--repo={repo}", f"--type={args.type}")
+            error = ""
+        except PgbackrestError as exc:
+            error = str(exc)
+            failed.append(f"repo{repo}: {error}")
+        log.record(args.type, repo, started, time.monotonic() - begin, error)
+        print(f"{args.type} backup to repo{repo}: " + (f"FAILED: {error}" if error else
+                                                       f"ok in {time.monotonic() - begin:.0f} s"))
+    if failed:
+        print(f"{len(failed)} of {len(args.repo or _repos(config))} {args.type} backups failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _archiver(config: dict) -> dict:
+    try:
+        with psycopg.connect(config["db"], connect_timeout=10) as conn:
+            cur = conn.execute("SELECT * FROM pg_stat_archiver")
+            row = cur.fetchone()
+            return {d.name: (v.isoformat() if isinstance(v, dt.datetime) else v)
+                    for d, v in zip(cur.description, row, strict=True)}
+    except psycopg.Error as exc:
+        return {"error": f"cannot read pg_stat_archiver: {exc}".strip()}
+
+
+def cmd_status(config: dict, args: argparse.Namespace) -> int:
+    engine = _engine(config)
+    report = health(repo_states(engine), RunLog(Path(config["run_log"])).read(),
+                    dt.timedelta(minutes=float(config.get("max_archive_age_minutes", 5))),
+                    dt.datetime.now(dt.timezone.utc), _archiver(config))
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        for r in report["repos"]:
+            newest = ", ".join(f"{k} {v['label']}" if v else f"{k} -" for k, v in r["newest"].items())
+            age = r["archive_age_seconds"]
+            print(f"repo{r['repo']} ({r['tier']}): {r['backups']} backups, {r['bytes'] >> 20} MiB; {newest}")
+            print(f"  window {r['window']['oldest'] or '-'} to {r['window']['newest'] or '-'} "
+                  f"({r['window']['days']} days); archive age " + (f"{age} s" if age is not None else "-"))
+        print("health: " + ("ok" if report["healthy"] else "FAILING: " + "; ".join(report["problems"])))
+    return 0 if report["healthy"] else 1
+
+
+def cmd_verify(config: dict, args: argparse.Namespace) -> int:
+    engine, bad = _engine(config), 0
+    for repo in args.repo or _repos(config):
+        report = verify(engine, repo)
+        print(report.text())
+        bad += not report.ok
+    return 1 if bad else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pgharbor-timetravel", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=os.environ.get("PGHARBOR_TIMETRAVEL_CONFIG", TIMETRAVEL_CONFIG))
+    sub = p.add_subparsers(dest="command", required=True)
+    backup = sub.add_parser("backup", help="a backup to every repository")
+    backup.add_argument("--type", choices=BACKUP_TYPES, required=True)
+    backup.add_argument("--repo", type=int, action="append", help="one repository (repeat for more); default all")
+    status = sub.add_parser("status", help="health of the time-travel layer; exit 1 when unhealthy")
+    status.add_argument("--json", action="store_true")
+    check = sub.add_parser("verify", help="pgbackrest verify, read properly; exit 1 on damage")
+    check.add_argument("--repo", type=int, action="append", help="one repository (repeat for more); default all")
+    return p
+
+
+COMMANDS = {"backup": cmd_backup, "status": cmd_status, "verify": cmd_verify}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(parser(), argv, COMMANDS, ("stanza", "pg_timetravel_stanza"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

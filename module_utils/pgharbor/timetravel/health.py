@@ -1,0 +1,93 @@
+"""The time-travel layer's health: per repository, the newest full,
+differential and incremental backups, the archive's age (the RPO now), the
+restorable window, and the last scheduled run of each backup type; plus the
+server's own archiver counters. A problem names what is wrong and the fix."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from ..common.atomicfile import replace_file
+from .window import RepoState
+
+BACKUP_TYPES = ("full", "diff", "incr")
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+class RunLog:
+    """The last run of each backup type on each repository, kept as one JSON file by the
+    scheduled runs (pgharbor-timetravel backup) and read by status."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def record(self, backup_type: str, repo: int, started: dt.datetime, seconds: float, error: str = "") -> None:
+        runs = self.read()
+        runs[f"{backup_type}/repo{repo}"] = {"started": _iso(started), "seconds": round(seconds, 1),
+                                             "result": "failed" if error else "ok", "error": error}
+        replace_file(self.path, json.dumps(runs, indent=2, sort_keys=True) + "\n", mode=0o640)
+
+
+def repo_report(state: RepoState, runs: dict[str, dict[str, Any]], max_archive_age: dt.timedelta,
+                now: dt.datetime) -> dict[str, Any]:
+    problems = []
+    if state.status != "ok":
+        problems.append(f"repo{state.repo} ({state.tier}): pgBackRest says {state.status!r}: see "
+                        "docs/TROUBLESHOOTING.md (time travel)")
+    if state.newest_of("full") is None:
+        problems.append(f"repo{state.repo} ({state.tier}): no full backup: run pgharbor-timetravel backup --type full "
+                        "on the DB host, or wait for the full backup timer")
+    age = now - state.newest_wal if state.newest_wal else None
+    if age is None or age > max_archive_age:
+        said = "no WAL archived" if age is None else f"newest WAL archived {age.total_seconds() / 60:.0f} min ago"
+        allowed = max_archive_age.total_seconds() / 60
+        problems.append(f"repo{state.repo} ({state.tier}): {said}, more than the {allowed:.0f} min allowed "
+                        "(pg_timetravel_max_archive_age_minutes): check archiving (pg_stat_archiver, "
+                        "the pgBackRest log)")
+    repo_runs = {k.split("/")[0]: v for k, v in runs.items() if k.endswith(f"/repo{state.repo}")}
+    problems += [f"repo{state.repo} ({state.tier}): the last {kind} backup failed ({run['started']}): {run['error']}"
+                 for kind, run in sorted(repo_runs.items()) if run.get("result") == "failed"]
+    return {
+        "repo": state.repo,
+        "tier": state.tier,
+        "status": state.status,
+        "backups": len(state.backups),
+        "bytes": sum(b.size for b in state.backups) + state.wal_bytes,
+        "newest": {kind: ({"label": b.label, "stop": _iso(b.stop)} if (b := state.newest_of(kind)) else None)
+                   for kind in BACKUP_TYPES},
+        "window": {"oldest": _iso(state.oldest), "newest": _iso(state.newest),
+                   "days": round((state.newest - state.oldest).total_seconds() / 86400, 2) if state.oldest else 0},
+        "archive_age_seconds": round(age.total_seconds()) if age is not None else None,
+        "last_runs": repo_runs,
+        "problems": problems,
+    }
+
+
+def archiver_problems(archiver: dict[str, Any]) -> list[str]:
+    """pg_stat_archiver's row: a failure newer than the last success is a problem."""
+    failed, archived = archiver.get("last_failed_time"), archiver.get("last_archived_time")
+    if failed and (archived is None or failed > archived):
+        return [f"archive_command is failing: {archiver.get('failed_count')} failures, the last for WAL "
+                f"{archiver.get('last_failed_wal')} at {failed}; WAL is kept in pg_wal until it succeeds: see the "
+                "pgBackRest log (pg_timetravel_log_path)"]
+    return []
+
+
+def health(states: list[RepoState], runs: dict[str, dict[str, Any]], max_archive_age: dt.timedelta,
+           now: dt.datetime, archiver: dict[str, Any] | None = None) -> dict[str, Any]:
+    repos = [repo_report(s, runs, max_archive_age, now) for s in states]
+    problems = [p for r in repos for p in r["problems"]] + archiver_problems(archiver or {})
+    return {"repos": repos, "archiver": archiver or {}, "problems": problems, "healthy": not problems,
+            "checked": _iso(now)}

@@ -1,0 +1,103 @@
+"""The time-travel layer on the DB host: pgBackRest archives every WAL
+segment to repo1 on the host's disk and to repo2 in a locked bucket over
+HTTPS; time_travel.yml restores the cluster as it was before a DELETE beside
+the live one, shows what differs, copies the deleted rows back and drops the
+copy; verify finds a damaged file though pgBackRest itself exits 0."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+
+import testinfra
+
+DB = testinfra.get_host("podman://bs-db")
+CONF = "/etc/pgbackrest/pgbackrest.conf"
+PAST = "/var/lib/postgresql/pgharbor-past"
+
+
+def psql(sql: str, db: str = "appdb") -> str:
+    result = DB.run(f"runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d {db} -c {shlex.quote(sql)}")
+    assert result.rc == 0, result.stderr
+    return result.stdout.strip()
+
+
+def archived() -> None:
+    """Every change so far is in the archive: a WAL switch, waited for."""
+    segment = psql("SELECT pg_walfile_name(pg_switch_wal())", "postgres")
+    deadline = time.monotonic() + 120
+    while psql(f"SELECT last_archived_wal >= '{segment}' FROM pg_stat_archiver", "postgres") != "t":
+        assert time.monotonic() < deadline, psql("SELECT * FROM pg_stat_archiver", "postgres")
+        time.sleep(1)
+
+
+def status() -> dict:
+    result = DB.run("runuser -u postgres -- pgharbor-timetravel status --json")
+    return {"rc": result.rc, **json.loads(result.stdout)}
+
+
+def test_the_configuration_is_the_postgres_users_alone():
+    conf = DB.file(CONF)
+    assert conf.user == "postgres" and conf.mode == 0o600
+    assert "repo2-cipher-pass=molecule passphrase of repo2" in conf.content_string
+    assert DB.run(f"runuser -u nobody -- cat {CONF}").rc != 0
+    assert "archive_mode = on" in DB.file("/etc/postgresql/15/main/postgresql.conf").content_string
+
+
+def test_both_repositories_have_a_full_backup_and_fresh_wal():
+    psql("CREATE TABLE IF NOT EXISTS public.ticks (at timestamptz DEFAULT now())")
+    psql("INSERT INTO public.ticks DEFAULT VALUES")
+    archived()
+    report = status()
+    assert report["rc"] == 0, report["problems"]
+    assert [r["tier"] for r in report["repos"]] == ["tier1", "tier3"]
+    for repo in report["repos"]:
+        assert repo["newest"]["full"] is not None
+        assert repo["archive_age_seconds"] < 60
+    # Tier 3 is the locked bucket, reached over HTTPS (the endpoint's certificate from the lab CA).
+    assert "repo2-storage-port=9443" in DB.file(CONF).content_string
+    assert DB.run("systemctl is-enabled pgharbor-timetravel-full.timer pgharbor-timetravel-diff.timer "
+                  "pgharbor-timetravel-incr.timer").rc == 0
+
+
+def test_time_travel_brings_deleted_rows_back(run_playbook):
+    before = psql("SELECT count(*) FROM app.customers")
+    moment = psql("SELECT clock_timestamp()")
+    time.sleep(1)
+    psql("DELETE FROM app.customers WHERE id <= 10")
+    archived()
+    common = {"time_travel_target": moment, "time_travel_database": "appdb", "time_travel_table": "app.customers"}
+
+    preview = run_playbook("../../playbooks/time_travel.yml", "-l", "bs-db", extra_vars=common)
+    assert preview.returncode == 0, preview.stdout
+    assert '"only_past": 10' in preview.stdout.replace("'", '"') or "only_past: 10" in preview.stdout
+    assert DB.file(f"{PAST}/pgharbor-past.json").exists
+    # The past copy listens on no network address.
+    assert "listen_addresses = ''" in DB.file(f"{PAST}/postgresql.conf").content_string
+
+    extract = run_playbook("../../playbooks/time_travel.yml", "-l", "bs-db", extra_vars={
+        **common, "time_travel_action": "extract", "time_travel_where": "id <= 10"})
+    assert extract.returncode == 0, extract.stdout
+    assert "10 of 10 rows of app.customers copied into app.customers" in extract.stdout
+    assert psql("SELECT count(*) FROM app.customers") == before
+
+    discard = run_playbook("../../playbooks/time_travel.yml", "-l", "bs-db",
+                           extra_vars={"time_travel_action": "discard"})
+    assert discard.returncode == 0, discard.stdout
+    assert not DB.file(PAST).exists
+
+
+def test_verify_finds_a_damaged_file_though_pgbackrest_exits_0():
+    assert DB.run("runuser -u postgres -- pgharbor-timetravel verify").rc == 0
+    bundle = DB.run("find /var/lib/pgbackrest/backup -path '*/bundle/*' -type f | sort | head -1").stdout.strip()
+    assert bundle
+    DB.run_test(f"cp -p {bundle} /root/bundle.good")
+    try:
+        DB.run_test(f"printf 'XXXX' | dd of={bundle} bs=1 seek=200 conv=notrunc")
+        plain = DB.run("runuser -u postgres -- pgbackrest --stanza=main --repo=1 verify")
+        assert plain.rc == 0  # pgBackRest's own verdict: nothing wrong
+        damaged = DB.run("runuser -u postgres -- pgharbor-timetravel verify --repo 1")
+        assert damaged.rc == 1 and "checksum invalid" in damaged.stdout
+    finally:
+        DB.run_test(f"cp -p /root/bundle.good {bundle}")

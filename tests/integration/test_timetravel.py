@@ -1,0 +1,269 @@
+"""The time-travel layer against real parts: PostgreSQL 15 archiving through
+Debian's pgBackRest into repo1 on disk and repo2 in an S3 bucket over
+HTTPS (moto behind stunnel), and past copies restored beside the live
+server, paused at their target."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from pgserver import free_port
+from timetravel import STANZA, start_archiving
+
+from pgharbor.cli import pgharbor_timetravel
+from pgharbor.errors import PgharborError
+from pgharbor.pg import session
+from pgharbor.timetravel.extract import ExtractError, extract
+from pgharbor.timetravel.pastcopy import PastCopy, PastCopyError, Target, restore_past
+from pgharbor.timetravel.preview import row_diff, table_counts
+from pgharbor.timetravel.verify import verify
+from pgharbor.timetravel.window import TargetOutsideWindow, repo_states
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def archiving(s3_server):
+    bucket = s3_server.bucket("timetravel-tests", object_lock=True)
+    s3_server.client().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    arch = start_archiving(s3_server, bucket)
+    try:
+        with arch.connect() as conn:
+            conn.execute("CREATE DATABASE app")
+        with arch.connect("app") as conn:
+            conn.execute("CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL, "
+                         "added timestamptz NOT NULL DEFAULT clock_timestamp())")
+            conn.execute("CREATE TABLE notes (body text)")
+            conn.execute("INSERT INTO orders (id, item) SELECT g, 'item ' || g FROM generate_series(1, 100) g")
+        for repo in (1, 2):
+            arch.engine.run("backup", f"--repo={repo}", "--type=full")
+        yield arch
+    finally:
+        arch.remove()
+
+
+@pytest.fixture
+def past(archiving):
+    """Where a test's past copy goes; dropped afterwards whatever happened."""
+    made: list[PastCopy] = []
+    datadir = archiving.server.basedir / f"past{next(_names)}"
+
+    def restore(target: Target, repo: int | None = None) -> PastCopy:
+        copy, _ = restore_past(archiving.engine, repo_states(archiving.engine), target, datadir, free_port(),
+                               repo, archiving.engine.prefix)
+        made.append(copy)
+        return copy
+    yield restore
+    for copy in made:
+        if copy.datadir.exists():
+            copy.drop()
+
+
+def orders(conninfo: str) -> set[int]:
+    with session.connect(conninfo) as conn:
+        return {r[0] for r in conn.execute("SELECT id FROM orders")}
+
+
+def commit_order(archiving, order_id: int) -> dt.datetime:
+    """Insert one order and return its commit's time, as the server's clock had it."""
+    with archiving.connect("app") as conn:
+        conn.execute("INSERT INTO orders (id, item) VALUES (%s, 'one')", (order_id,))
+        return conn.execute("SELECT clock_timestamp()").fetchone()[0]
+
+
+@pytest.mark.parametrize("repo", [1, 2], ids=["tier1-disk", "tier3-s3"])
+def test_a_restore_between_two_commits_a_second_apart_has_the_first_and_not_the_second(archiving, past, repo):
+    first = 1000 + repo * 10
+    after_first = commit_order(archiving, first)
+    time.sleep(1)
+    commit_order(archiving, first + 1)
+    archiving.archived()
+
+    copy = past(Target("time", time=after_first + dt.timedelta(milliseconds=500)), repo)
+
+    ids = orders(copy.conninfo("app"))
+    assert first in ids and first + 1 not in ids
+    assert copy.state() == "paused"
+    # The live server goes on as it was.
+    assert {first, first + 1} <= orders(archiving.server.conninfo("app"))
+
+
+def test_a_restore_point_brings_back_what_was_deleted_after_it(archiving, past):
+    with archiving.connect("app") as conn:
+        conn.execute("SELECT pg_create_restore_point('before-cleanup')")
+        conn.execute("DELETE FROM orders WHERE id BETWEEN 10 AND 19")
+    archiving.archived()
+
+    copy = past(Target.parse(name="before-cleanup"))
+
+    assert set(range(10, 20)) <= orders(copy.conninfo("app"))
+    assert not set(range(10, 20)) & orders(archiving.server.conninfo("app"))
+
+
+def test_latest_has_every_archived_commit(archiving, past):
+    commit_order(archiving, 2000)
+    archiving.archived()
+
+    copy = past(Target.parse("latest"))
+
+    assert 2000 in orders(copy.conninfo("app"))
+    assert copy.state() == "promoted"
+
+
+def test_the_window_runs_from_the_oldest_backup_to_the_newest_archived_wal(archiving):
+    before = dt.datetime.now(dt.timezone.utc)
+    commit_order(archiving, 3000)
+    archiving.archived()
+    states = repo_states(archiving.engine)
+    assert [s.tier for s in states] == ["tier1", "tier3"]
+    for state in states:
+        assert state.status == "ok"
+        assert state.newest_of("full") is not None
+        assert state.oldest == state.backups[0].stop
+        # The segment just switched reached this repository a moment ago: the newest
+        # restorable time is now, to the second.
+        assert state.newest >= before - dt.timedelta(seconds=1)
+        assert state.wal_files >= 2
+
+
+@pytest.mark.parametrize("offset", [dt.timedelta(hours=-1), dt.timedelta(hours=1)], ids=["before", "after"])
+def test_a_target_outside_the_window_is_refused_naming_every_window(archiving, past, offset):
+    states = repo_states(archiving.engine)
+    edge = states[0].oldest if offset < dt.timedelta(0) else states[0].newest
+    with pytest.raises(TargetOutsideWindow) as refused:
+        past(Target("time", time=edge + offset))
+    message = str(refused.value)
+    for state in states:
+        assert f"{state.oldest:%Y-%m-%d %H:%M:%S}" in message and state.tier in message
+    assert "time_travel_target" in message
+
+
+def test_a_time_without_a_zone_is_refused():
+    with pytest.raises(PastCopyError, match="no time zone"):
+        Target.parse("2026-12-04 10:03:00")
+    with pytest.raises(PastCopyError, match="is not a time"):
+        Target.parse("yesterday at ten")
+    assert Target.parse("2026-12-04 10:03:00+01:00").time == dt.datetime(2026, 12, 4, 9, 3, tzinfo=dt.timezone.utc)
+
+
+def test_preview_counts_and_the_deleted_rows_come_back_by_extract(archiving, past):
+    archiving.archived()
+    moment = archiving.server_now()
+    time.sleep(1)
+    with archiving.connect("app") as conn:
+        conn.execute("DELETE FROM orders WHERE id BETWEEN 50 AND 54")
+        conn.execute("UPDATE orders SET item = 'changed' WHERE id = 60")
+        conn.execute("INSERT INTO notes VALUES ('a note')")
+    archiving.archived()
+
+    copy = past(Target("time", time=moment))
+    with session.connect(copy.conninfo("app")) as then, session.connect(archiving.server.conninfo("app")) as now:
+        counts = {c.table: (c.past, c.live) for c in table_counts(then, now)}
+        assert counts["public.notes"][1] == counts["public.notes"][0] + 1
+        assert counts["public.orders"][0] - counts["public.orders"][1] == 5
+        diff = row_diff(then, now, "orders")
+        assert diff.key == ["id"]
+        assert diff.only_past == sorted(str(i) for i in range(50, 55))
+        assert diff.changed == ["60"] and diff.only_live == []
+
+        with pytest.raises(ExtractError, match="no primary key"):
+            extract(then, now, "public.notes")
+        result = extract(then, now, "orders", where="id BETWEEN 40 AND 60")
+        assert (result.read, result.inserted, result.skipped) == (21, 5, 16)
+        assert set(range(50, 55)) <= orders(archiving.server.conninfo("app"))
+        # The changed row is not overwritten: it was there, so it is left.
+        assert now.execute("SELECT item FROM orders WHERE id = 60").fetchone()[0] == "changed"
+
+        side = extract(then, now, "orders", mode="side", where="id = 60")
+        assert side.into == "pgharbor_past.public_orders" and side.inserted == 1
+        assert now.execute("SELECT item FROM pgharbor_past.public_orders").fetchone()[0] == "item 60"
+        with pytest.raises(ExtractError, match="exists already"):
+            extract(then, now, "orders", mode="side")
+        now.execute("DROP SCHEMA pgharbor_past CASCADE")
+
+
+def test_verify_finds_a_damaged_backup_file_though_pgbackrest_exits_0(archiving):
+    assert verify(archiving.engine, 1).ok
+    bundle = sorted((Path(archiving.home) / "repo1" / "backup").rglob("bundle/*"))[0]
+    original = bundle.read_bytes()
+    try:
+        bundle.write_bytes(original[:1000] + bytes(b ^ 0xFF for b in original[1000:1004]) + original[1004:])
+        report = verify(archiving.engine, 1)
+        assert not report.ok
+        assert "checksum invalid" in report.text() and report.problems
+    finally:
+        bundle.write_bytes(original)
+    assert verify(archiving.engine, 1).ok
+
+
+def test_an_existing_directory_is_never_restored_over(archiving, past):
+    datadir = archiving.server.basedir / "occupied"
+    datadir.mkdir()
+    with pytest.raises(PgharborError, match="exists already"):
+        restore_past(archiving.engine, repo_states(archiving.engine), Target.parse("latest"), datadir, free_port(),
+                     prefix=archiving.engine.prefix)
+    assert datadir.exists()
+
+
+@pytest.fixture
+def run_command(archiving, monkeypatch, capsys, tmp_path):
+    """pgharbor-timetravel as the timers run it, with pgbackrest run as the postgres user (a
+    wrapper first on PATH: the command calls pgbackrest by name)."""
+    wrapper = tmp_path / "bin" / "pgbackrest"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f"#!/bin/sh\nexec {' '.join(archiving.engine.prefix)} /usr/bin/pgbackrest \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+    settings = tmp_path / "timetravel.json"
+    settings.write_text(json.dumps({
+        "stanza": STANZA, "pgbackrest_config": archiving.engine.config, "repos": [1, 2],
+        "run_log": str(tmp_path / "runs.json"), "max_archive_age_minutes": 5,
+        "db": archiving.server.conninfo()}))
+
+    def run(*args: str) -> tuple[int, str]:
+        code = pgharbor_timetravel.main(["--config", str(settings), *args])
+        out = capsys.readouterr()
+        return code, out.out + out.err
+    return run
+
+
+def test_the_command_backs_up_every_repository_and_reports_their_health(archiving, run_command):
+    code, said = run_command("backup", "--type", "incr")
+    assert code == 0, said
+    assert "incr backup to repo1: ok" in said and "incr backup to repo2: ok" in said
+
+    commit_order(archiving, 4000)
+    archiving.archived()
+    code, said = run_command("status", "--json")
+    assert code == 0, said
+    report = json.loads(said)
+    assert report["healthy"] and [r["tier"] for r in report["repos"]] == ["tier1", "tier3"]
+    for repo in report["repos"]:
+        assert repo["newest"]["incr"] is not None and repo["last_runs"]["incr"]["result"] == "ok"
+        assert 0 <= repo["archive_age_seconds"] < 60
+    assert report["archiver"]["archived_count"] > 0
+
+    assert run_command("verify")[0] == 0
+
+
+def test_a_failed_backup_fails_the_run_and_the_status_names_it(archiving, run_command):
+    # A repository path pgBackRest cannot write: that run fails, the next repository still gets its backup.
+    archiving.write_config(pg_timetravel_repo_path="/proc/no-such-repository")
+    try:
+        code, said = run_command("backup", "--type", "diff")
+        assert code == 1
+        assert "diff backup to repo1: FAILED" in said and "diff backup to repo2: ok" in said
+    finally:
+        archiving.write_config()
+    code, said = run_command("status")
+    assert code == 1
+    assert "repo1 (tier1): the last diff backup failed" in said
+    # The next good run clears it.
+    assert run_command("backup", "--type", "diff")[0] == 0
+    assert run_command("status")[0] == 0
