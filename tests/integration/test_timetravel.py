@@ -23,7 +23,7 @@ from pgharbor.timetravel.extract import ExtractError, extract
 from pgharbor.timetravel.pastcopy import PastCopy, PastCopyError, Target, restore_past
 from pgharbor.timetravel.preview import row_diff, table_counts
 from pgharbor.timetravel.verify import verify
-from pgharbor.timetravel.window import TargetOutsideWindow, repo_states
+from pgharbor.timetravel.window import WindowError, repo_states
 
 _names = itertools.count()
 
@@ -136,7 +136,7 @@ def test_the_window_runs_from_the_oldest_backup_to_the_newest_archived_wal(archi
 def test_a_target_outside_the_window_is_refused_naming_every_window(archiving, past, offset):
     states = repo_states(archiving.engine)
     edge = states[0].oldest if offset < dt.timedelta(0) else states[0].newest
-    with pytest.raises(TargetOutsideWindow) as refused:
+    with pytest.raises(WindowError) as refused:
         past(Target("time", time=edge + offset))
     message = str(refused.value)
     for state in states:

@@ -57,8 +57,10 @@ def repo_report(state: RepoState, runs: dict[str, dict[str, Any]], max_archive_a
                         "(pg_timetravel_max_archive_age_minutes): check archiving (pg_stat_archiver, "
                         "the pgBackRest log)")
     repo_runs = {k.split("/")[0]: v for k, v in runs.items() if k.endswith(f"/repo{state.repo}")}
-    problems += [f"repo{state.repo} ({state.tier}): the last {kind} backup failed ({run['started']}): {run['error']}"
-                 for kind, run in sorted(repo_runs.items()) if run.get("result") == "failed"]
+    for kind, run in sorted(repo_runs.items()):
+        if run.get("result") == "failed":
+            problems.append(f"repo{state.repo} ({state.tier}): the last {kind} backup failed ({run['started']}): "
+                            f"{run['error']}")
     return {
         "repo": state.repo,
         "tier": state.tier,
@@ -77,12 +79,13 @@ def repo_report(state: RepoState, runs: dict[str, dict[str, Any]], max_archive_a
 
 def archiver_problems(archiver: dict[str, Any]) -> list[str]:
     """pg_stat_archiver's row: a failure newer than the last success is a problem."""
+    problems: list[str] = []
     failed, archived = archiver.get("last_failed_time"), archiver.get("last_archived_time")
     if failed and (archived is None or failed > archived):
-        return [f"archive_command is failing: {archiver.get('failed_count')} failures, the last for WAL "
-                f"{archiver.get('last_failed_wal')} at {failed}; WAL is kept in pg_wal until it succeeds: see the "
-                "pgBackRest log (pg_timetravel_log_path)"]
-    return []
+        problems.append(f"archive_command is failing: {archiver.get('failed_count')} failures, the last for WAL "
+                        f"{archiver.get('last_failed_wal')} at {failed}; WAL is kept in pg_wal until it succeeds: see "
+                        "the pgBackRest log (pg_timetravel_log_path)")
+    return problems
 
 
 def health(states: list[RepoState], runs: dict[str, dict[str, Any]], max_archive_age: dt.timedelta,

@@ -22,7 +22,7 @@ TIER_REPOS = {tier: repo for repo, tier in REPO_TIERS.items()}
 WAL_SEGMENT = re.compile(r"(?:^|/)[0-9A-F]{24}-[0-9a-f]{40}(?:\.[a-z0-9]+)?$")
 
 
-class TargetOutsideWindow(PgharborError, ValueError):
+class WindowError(PgharborError, ValueError):
     pass
 
 
@@ -116,6 +116,6 @@ def check_target(states: list[RepoState], target: dt.datetime, repo: int | None 
             return state
     windows = "; ".join(s.window_text() for s in candidates) or "no repository configured"
     where = f"repo{repo}" if repo is not None else "any repository"
-    raise TargetOutsideWindow(
+    raise WindowError(
         f"{target:%Y-%m-%d %H:%M:%S} UTC is outside the restorable window of {where}: {windows}. Choose a time "
         "inside a window (time_travel_target), or another tier")
