@@ -43,11 +43,14 @@ class Archiving:
     home: Path  # the configuration, repo1, the spool and the logs
     s3: S3Server | None = None
     bucket: str = ""
+    # Where pgBackRest reaches the S3 server's HTTPS port: a TcpProxy's port, to cut the way.
+    s3_port: int = 0
 
     def write_config(self, **overrides) -> None:
         tier3 = {}
         if self.s3 is not None:
-            tier3 = {"pg_timetravel_tier3": {"bucket": self.bucket, "endpoint": "localhost", "port": self.s3.tls_port,
+            tier3 = {"pg_timetravel_tier3": {"bucket": self.bucket, "endpoint": "localhost",
+                                             "port": self.s3_port or self.s3.tls_port,
                                              "region": REGION, "uri_style": "path", "ca_src": self.s3.ca_file,
                                              "path": "/timetravel"},
                      # where the role installs ca_src: here, the S3 server's own directory
@@ -99,7 +102,8 @@ def _own(path: Path) -> None:
         os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
-def start_archiving(s3: S3Server | None = None, bucket: str = "", settings: dict[str, str] | None = None) -> Archiving:
+def start_archiving(s3: S3Server | None = None, bucket: str = "", settings: dict[str, str] | None = None,
+                    s3_port: int = 0) -> Archiving:
     """A server archiving through pgBackRest into a created stanza, with no backup yet."""
     # The configuration's path is known before the server exists: the archive_command names it.
     home = Path(tempfile.mkdtemp(prefix="pgharbor-tt-"))
@@ -112,7 +116,8 @@ def start_archiving(s3: S3Server | None = None, bucket: str = "", settings: dict
     for name in ("log", "spool"):
         (home / name).mkdir()
         _own(home / name)
-    archiving = Archiving(server, Pgbackrest(str(config), STANZA, tuple(_as_server_user())), home, s3, bucket)
+    archiving = Archiving(server, Pgbackrest(str(config), STANZA, tuple(_as_server_user())), home, s3, bucket,
+                          s3_port)
     try:
         archiving.write_config()
         archiving.engine.run("stanza-create")

@@ -9,17 +9,21 @@ import datetime as dt
 import itertools
 import json
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from pgserver import free_port
+from tcpproxy import TcpProxy
 from timetravel import STANZA, start_archiving
 
 from pgharbor.cli import pgharbor_timetravel
 from pgharbor.errors import PgharborError
 from pgharbor.pg import session
 from pgharbor.timetravel.extract import ExtractError, extract
+from pgharbor.timetravel.health import health
 from pgharbor.timetravel.pastcopy import PastCopy, PastCopyError, Target, restore_past
 from pgharbor.timetravel.preview import row_diff, table_counts
 from pgharbor.timetravel.verify import verify
@@ -49,14 +53,16 @@ def archiving(s3_server):
 
 
 @pytest.fixture
-def past(archiving):
-    """Where a test's past copy goes; dropped afterwards whatever happened."""
+def past(request):
+    """Restores a past copy of a server (the module's, unless another is given); each is dropped
+    afterwards whatever happened."""
     made: list[PastCopy] = []
-    datadir = archiving.server.basedir / f"past{next(_names)}"
 
-    def restore(target: Target, repo: int | None = None) -> PastCopy:
-        copy, _ = restore_past(archiving.engine, repo_states(archiving.engine), target, datadir, free_port(),
-                               repo, archiving.engine.prefix)
+    def restore(target: Target, repo: int | None = None, of=None) -> PastCopy:
+        arch = of or request.getfixturevalue("archiving")
+        datadir = arch.server.basedir / f"past{next(_names)}"
+        copy, _ = restore_past(arch.engine, repo_states(arch.engine), target, datadir, free_port(), repo,
+                               arch.engine.prefix)
         made.append(copy)
         return copy
     yield restore
@@ -267,3 +273,74 @@ def test_a_failed_backup_fails_the_run_and_the_status_names_it(archiving, run_co
     # The next good run clears it.
     assert run_command("backup", "--type", "diff")[0] == 0
     assert run_command("status")[0] == 0
+
+
+@pytest.fixture
+def behind_a_proxy(s3_server):
+    """A server of its own whose way to the bucket goes through a relay the test can cut."""
+    bucket = s3_server.bucket(f"timetravel-outage-{next(_names)}")
+    with TcpProxy(s3_server.tls_port) as proxy:
+        arch = start_archiving(s3_server, bucket, s3_port=proxy.port)
+        try:
+            with arch.connect() as conn:
+                conn.execute("CREATE TABLE writes (n int PRIMARY KEY)")
+            for repo in (1, 2):
+                arch.engine.run("backup", f"--repo={repo}", "--type=full")
+            yield arch, proxy
+        finally:
+            arch.remove()
+
+
+def test_s3_down_while_writes_go_on_loses_nothing_and_archiving_catches_up(behind_a_proxy, past):
+    arch, proxy = behind_a_proxy
+    proxy.cut()
+    with arch.connect() as conn:
+        for n in range(5):
+            conn.execute("INSERT INTO writes VALUES (%s)", (n,))
+            last = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+        # The writes went on; the segments the bucket has not taken wait in pg_wal.
+        assert conn.execute("SELECT coalesce(last_archived_wal, '') < %s FROM pg_stat_archiver",
+                            (last,)).fetchone()[0]
+        assert last in {r[0] for r in conn.execute("SELECT name FROM pg_ls_waldir()")}
+
+    proxy.restore()
+    arch.archived(timeout=300)
+
+    # Every write reached the bucket: a copy from repo2 alone has all of them.
+    copy = past(Target.parse("latest"), 2, of=arch)
+    with session.connect(copy.conninfo()) as conn:
+        assert [r[0] for r in conn.execute("SELECT n FROM writes ORDER BY n")] == [0, 1, 2, 3, 4]
+
+
+def test_a_failing_archiver_is_a_problem_until_it_succeeds_again():
+    now = dt.datetime.now(dt.timezone.utc)
+    failing = {"last_failed_time": now, "last_archived_time": now - dt.timedelta(minutes=3), "failed_count": 7,
+               "last_failed_wal": "000000010000000000000009"}
+    report = health([], {}, dt.timedelta(minutes=5), now, failing)
+    assert not report["healthy"]
+    assert report["problems"] == ["archive_command is failing: 7 failures, the last for WAL 000000010000000000000009 "
+                                  f"at {now}; WAL is kept in pg_wal until it succeeds: see the pgBackRest log "
+                                  "(pg_timetravel_log_path)"]
+    recovered = {**failing, "last_archived_time": now + dt.timedelta(seconds=1)}
+    assert health([], {}, dt.timedelta(minutes=5), now, recovered)["healthy"]
+
+
+def test_a_backup_killed_half_way_leaves_the_repository_sound_and_the_next_one_runs(archiving):
+    labels = {b.label for s in repo_states(archiving.engine) for b in s.backups}
+    sets = archiving.home / "repo1" / "backup" / "main"
+    running = subprocess.Popen(archiving.engine.argv("backup", "--repo=1", "--type=full"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # Killed as soon as its backup set appears in the repository: half-way through copying.
+    deadline = time.monotonic() + 30
+    while not {p.name for p in sets.iterdir() if p.is_dir()} - labels - {"backup.history"}:
+        assert running.poll() is None and time.monotonic() < deadline, "the backup never started"
+        time.sleep(0.01)
+    os.killpg(running.pid, signal.SIGKILL)  # runuser, pgBackRest and its workers, as a power cut would
+    running.wait(timeout=30)
+    assert running.returncode != 0
+    # Killed half-way: no new backup counts, the repository verifies, and the next backup runs.
+    assert {b.label for s in repo_states(archiving.engine) for b in s.backups} == labels
+    assert verify(archiving.engine, 1).ok
+    archiving.engine.run("backup", "--repo=1", "--type=full")
+    after = repo_states(archiving.engine)[0]
+    assert after.newest_of("full").label not in labels
