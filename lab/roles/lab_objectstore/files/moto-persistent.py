@@ -18,9 +18,9 @@ import pickle
 import sys
 import threading
 
+import moto.server
 from moto.s3.models import s3_backends
 from moto.s3.utils import _VersionedKeyStore
-import moto.server
 
 
 def _rebuild(items):
