@@ -24,7 +24,7 @@ MOTO_WHEELS := lab/.cache/moto-wheels.tar
 SSHD := $(STAMP)/openssh-server/usr/sbin/sshd
 
 .PHONY: help deps system-deps venv lint yamllint ansible-lint ruff role-docs role-docs-check unit integration molecule test \
-	lab lab-image lab-test lab-down lab-clean bench-migrate bench-backup bench-ship clean $(PLAYBOOKS)
+	lab lab-image lab-test lab-down lab-clean bench-migrate bench-backup bench-ship bench-timetravel clean $(PLAYBOOKS)
 
 help: ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-14s %s\n", $$1, $$2 }'
@@ -138,6 +138,9 @@ bench-backup: deps ## a pgharbor backup against the bare pg_dump, and the restor
 
 bench-ship: deps $(SSHD) ## shipping to tiers 2 and 3 against plain rsync and boto3 upload_file, 1 GB (about 5 min)
 	$(PY) benchmarks/ship.py --size-gb 1 --rounds 3
+
+bench-timetravel: deps ## pgBackRest backup and restore against pg_basebackup, pgbench TPS with archiving on and off, 1 GB (about 20 min)
+	$(PY) benchmarks/timetravel.py --scale 1 --rounds 3
 
 bench-migrate: deps ## pg_migrate and pg_compare against pg_dump/pg_restore and pgcopydb, 1 GB (about 25 min)
 	@dpkg-query -W -f='$${Status}\n' pgcopydb 2>/dev/null | grep -q '^install ok installed' || \

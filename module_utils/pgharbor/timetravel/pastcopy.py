@@ -220,6 +220,16 @@ def existing(datadir: Path, prefix: tuple[str, ...] = ()) -> PastCopy | None:
     return PastCopy(datadir, int(record["port"]), prefix)
 
 
+def restore_options(engine: Pgbackrest, repo: int, datadir: Path) -> list[str]:
+    """pgBackRest restore's options for a cluster beside the live one: its own directory, no
+    archiving, and WAL fetched synchronously: asynchronous archive-get would share the live
+    server's spool and its archive lock with archive-push, and both would wait on it."""
+    restore_command = (f"{engine.binary} --config={engine.config} --stanza={engine.stanza} --repo={repo} "
+                       f"--pg1-path={datadir} --no-archive-async archive-get %f \"%p\"")
+    return [f"--repo={repo}", f"--pg1-path={datadir}", "--archive-mode=off",
+            f"--recovery-option=restore_command={restore_command}"]
+
+
 def check_disk(parent: Path, need: int) -> None:
     free = shutil.disk_usage(parent).free
     want = int(need * DISK_MARGIN) + DISK_SLACK_BYTES
@@ -253,12 +263,8 @@ def restore_past(engine: Pgbackrest, states: list[RepoState], target: Target, da
     record = {"target": target.text(), "repo": state.repo, "tier": state.tier, "backup": backup.label, "port": port,
               "restored": dt.datetime.now(dt.timezone.utc).isoformat()}
     try:
-        # The copy fetches its WAL synchronously: asynchronous archive-get would share the live
-        # server's spool and its archive lock with archive-push, and wait on it.
-        restore_command = (f"{engine.binary} --config={engine.config} --stanza={engine.stanza} "
-                           f"--repo={state.repo} --pg1-path={datadir} --no-archive-async archive-get %f \"%p\"")
-        engine.run("restore", f"--repo={state.repo}", f"--set={backup.label}", f"--pg1-path={datadir}",
-                   "--archive-mode=off", f"--recovery-option=restore_command={restore_command}", *target.options())
+        engine.run("restore", *restore_options(engine, state.repo, datadir), f"--set={backup.label}",
+                   *target.options())
         copy.configure()
         copy._write(RECORD, json.dumps(record, indent=2, sort_keys=True) + "\n")
         copy.start()
