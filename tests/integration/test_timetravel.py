@@ -5,10 +5,12 @@ server, paused at their target."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -16,12 +18,17 @@ from pathlib import Path
 
 import pytest
 from pgserver import free_port
+from sshserver import keygen, start_sshd
 from tcpproxy import TcpProxy
-from timetravel import STANZA, start_archiving
+from timetravel import PASSPHRASE, STANZA, render_config, start_archiving
 
 from pgharbor.cli import pgharbor_timetravel
 from pgharbor.errors import PgharborError
 from pgharbor.pg import session
+from pgharbor.tiers.pull import PullError, prune, pull, snapshots
+from pgharbor.tiers.retention import Policy
+from pgharbor.tiers.ssh import SshTarget
+from pgharbor.timetravel.engine import Pgbackrest
 from pgharbor.timetravel.extract import ExtractError, extract
 from pgharbor.timetravel.health import health
 from pgharbor.timetravel.pastcopy import PastCopy, PastCopyError, Target, restore_past
@@ -344,3 +351,112 @@ def test_a_backup_killed_half_way_leaves_the_repository_sound_and_the_next_one_r
     archiving.engine.run("backup", "--repo=1", "--type=full")
     after = repo_states(archiving.engine)[0]
     assert after.newest_of("full").label not in labels
+
+
+# Tier 2: the backup server pulls snapshots of repo1 through a read-only login on the DB host.
+
+@pytest.fixture
+def pull_source(archiving, sshd, tmp_path):
+    """The DB host's pull login as pg_timetravel writes it: the backup server's key, read-only on repo1,
+    from its address only."""
+    identity = tmp_path / "pull_ed25519"
+    sshd.authorize(keygen(identity, "backup server pull"),
+                   f'restrict,from="127.0.0.1",command="rrsync -ro {archiving.home / "repo1"}"')
+    return SshTarget(host="127.0.0.1", port=sshd.port, user=sshd.user, identity=str(identity),
+                     known_hosts=str(sshd.known_hosts(tmp_path / "known_hosts")), retries=0)
+
+
+def test_pulled_snapshots_share_unchanged_files_and_restore_to_a_point_in_time(archiving, pull_source, tmp_path,
+                                                                              past):
+    root = tmp_path / "timetravel"
+    now = dt.datetime.now(dt.timezone.utc)
+    first = pull(pull_source, root, now)
+    after = commit_order(archiving, 3000)
+    time.sleep(1)
+    commit_order(archiving, 3001)
+    archiving.archived()
+    second = pull(pull_source, root, now + dt.timedelta(seconds=2))
+
+    older, newer = (root / first["snapshot"], root / second["snapshot"])
+    assert [s.name for s in snapshots(root)] == [older.name, newer.name]
+    backup_files = [p for p in older.rglob("*") if p.is_file() and "/backup/" in str(p) and ".info" not in p.name]
+    assert backup_files
+    for path in backup_files:  # written once by pgBackRest: one inode in both snapshots
+        assert path.stat().st_ino == (newer / path.relative_to(older)).stat().st_ino
+    assert second["transferred_bytes"] < sum(p.stat().st_size for p in newer.rglob("*") if p.is_file())
+
+    # Restored from the snapshot (fetched to the DB host as the restore login does): exactly as of the target.
+    fetched = archiving.home / "fetched-tier2"
+    subprocess.run(["cp", "-a", str(newer), str(fetched)], check=True)
+    subprocess.run(["chown", "-R", "postgres:postgres", str(fetched)], check=True)
+    engine = Pgbackrest(str(archiving.home / "tier2.conf"), STANZA, archiving.engine.prefix)
+    Path(engine.config).write_text(render_config(
+        pg_timetravel_stanza=STANZA, pg_timetravel_cipher_passphrase=PASSPHRASE,
+        pg_timetravel_data_directory=str(archiving.server.datadir), pg_timetravel_port=archiving.server.port,
+        pg_timetravel_socket_directory=str(archiving.server.basedir), pg_timetravel_repo_path=str(fetched),
+        pg_timetravel_spool_path=str(archiving.home / "spool"), pg_timetravel_log_path=str(archiving.home / "log")))
+    subprocess.run(["chown", "postgres:postgres", engine.config], check=True)
+    datadir = archiving.server.basedir / "past-tier2"
+    copy, state = restore_past(engine, repo_states(engine), Target("time", time=after + dt.timedelta(milliseconds=500)),
+                               datadir, free_port(), prefix=engine.prefix)
+    try:
+        ids = orders(copy.conninfo("app"))
+        assert 3000 in ids and 3001 not in ids
+    finally:
+        copy.drop()
+
+
+def test_a_pull_cut_off_leaves_no_snapshot_and_the_next_one_is_whole(archiving, pull_source, tmp_path, sshd):
+    root = tmp_path / "timetravel"
+    now = dt.datetime.now(dt.timezone.utc)
+    sshd.stop()
+    with pytest.raises(PullError, match="no snapshot was made"):
+        pull(pull_source, root, now)
+    assert snapshots(root) == [] and not list(root.glob(".*.partial"))
+    restarted = start_sshd(tmp_path / "sshd-again")
+    try:
+        pull_source = dataclasses.replace(pull_source, port=restarted.port, known_hosts=str(
+            restarted.known_hosts(tmp_path / "known_hosts2")))
+        restarted.authorized_keys.write_text(sshd.authorized_keys.read_text())
+        record = pull(pull_source, root, now + dt.timedelta(seconds=1))
+        assert [s.name for s in snapshots(root)] == [record["snapshot"]]
+        assert not list(root.glob(".*.partial"))
+    finally:
+        restarted.stop()
+
+
+def test_the_pull_key_reads_only_and_only_from_the_backup_servers_address(archiving, sshd, pull_source, tmp_path):
+    repo = archiving.home / "repo1"
+    before = sorted(str(p.relative_to(repo)) for p in repo.rglob("*"))
+    planted = tmp_path / "planted"
+    planted.write_text("from a compromised backup server")
+    push = subprocess.run(["rsync", "-e", shlex.join(pull_source.ssh_command()), str(planted),
+                           f"{pull_source.user}@127.0.0.1:./"], capture_output=True, text=True)
+    assert push.returncode != 0 and "sending to read-only server is not allowed" in push.stderr
+    delete = subprocess.run(["rsync", "-r", "--delete", "-e", shlex.join(pull_source.ssh_command()),
+                             f"{tmp_path / 'empty'}/", f"{pull_source.user}@127.0.0.1:./"], capture_output=True,
+                            text=True)
+    assert delete.returncode != 0
+    assert sorted(str(p.relative_to(repo)) for p in repo.rglob("*")) == before
+
+    # The same key from another address: refused (sshd's from=).
+    elsewhere = tmp_path / "elsewhere_ed25519"
+    sshd.authorize(keygen(elsewhere, "pull key, wrong source"),
+                   f'restrict,from="192.0.2.1",command="rrsync -ro {repo}"')
+    with pytest.raises(PullError, match="refused the pull key"):
+        pull(dataclasses.replace(pull_source, identity=str(elsewhere)), tmp_path / "nothing")
+
+
+def test_snapshot_retention_keeps_one_per_bucket_and_always_the_newest(tmp_path):
+    root = tmp_path / "timetravel"
+    start = dt.datetime(2026, 12, 1, 0, 0, tzinfo=dt.timezone.utc)
+    for minutes in range(0, 3 * 24 * 60, 30):
+        (root / (start + dt.timedelta(minutes=minutes)).strftime("%Y%m%dT%H%M%SZ")).mkdir(parents=True)
+    now = start + dt.timedelta(days=3)
+
+    prune(root, Policy(hourly=6, daily=2), now)
+
+    kept = [s.taken for s in snapshots(root)]
+    assert kept[-1] == now - dt.timedelta(minutes=30)
+    assert len(kept) == 7  # six hours, each its newest (the last day's newest among them), and one more day
+    assert kept[0] == start + dt.timedelta(days=2) - dt.timedelta(minutes=30)

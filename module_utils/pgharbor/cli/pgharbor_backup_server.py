@@ -4,11 +4,15 @@
              then apply each host's retention (the timer runs this)
     list     the stored backups of each host
     status   health per host: count, newest and its age, size, last intake,
-             quarantined files; exit 1 when unhealthy
+             quarantined files, time travel's snapshots; exit 1 when unhealthy
+    pull     time travel's tier 2: a snapshot of each DB host's pgBackRest
+             repository, then the snapshots' retention (its timer runs this)
 
 Layout under the configured root, per DB host: incoming/<host> (the only
 directory the host's key can write to, through rrsync), store/<host> (the
-backups), quarantine/<host> (arrivals that failed their check).
+backups), quarantine/<host> (arrivals that failed their check),
+store/<host>/timetravel/<UTC time> (the pulled snapshots; the restore login
+reads them as it reads the store).
 """
 
 from __future__ import annotations
@@ -27,14 +31,18 @@ from ..common.settings import BACKUP_SERVER_CONFIG, ConfigError
 from ..tiers.health import tier_health
 from ..tiers.intake import last_arrivals, take_in
 from ..tiers.prune import prune_store
+from ..tiers.pull import PullError, last_pull, prune, pull, snapshots, write_record
 from ..tiers.retention import Policy, PolicyError
+from ..tiers.ssh import ShipError, SshTarget
 from .command import run_command
 
 RUN_STATUS = ".last-run.json"
 
 
 def host_dirs(root: Path, host: str) -> dict[str, Path]:
-    return {name: root / name / host for name in ("incoming", "store", "quarantine")}
+    dirs = {name: root / name / host for name in ("incoming", "store", "quarantine")}
+    dirs["timetravel"] = dirs["store"] / "timetravel"
+    return dirs
 
 
 def _hosts(config: dict) -> dict[str, dict]:
@@ -89,10 +97,66 @@ def host_health(root: Path, host: str, settings: dict, now: datetime) -> dict:
     return report
 
 
+def cmd_pull(config: dict, args: argparse.Namespace) -> int:
+    root = Path(config["root"])
+    failed = 0
+    for host, settings in sorted(_hosts(config).items()):
+        if "timetravel" not in settings or args.host not in (None, host):
+            continue
+        where = host_dirs(root, host)["timetravel"]
+        now = datetime.now(timezone.utc)
+        try:
+            source = SshTarget.from_dict(settings["timetravel"]["source"], f"backup_server_clients[{host}].timetravel")
+            policy = Policy.from_dict(settings["timetravel"].get("retention") or {},
+                                      f"backup_server_clients[{host}].timetravel.retention")
+            record = pull(source, where, now)
+            record["removed"] = [d.id for d in prune(where, policy, now) if not d.keep]
+            write_record(where, record)
+            print(f"{host}: snapshot {record['snapshot']} in {record['seconds']:.1f} s "
+                  f"({record['transferred_bytes']} bytes new)"
+                  + (f"; removed by retention: {' '.join(record['removed'])}" if record["removed"] else ""))
+        except (OSError, PullError, ShipError, PolicyError) as exc:
+            failed += 1
+            print(f"{host}: FAILED: {exc}", file=sys.stderr)
+            where.mkdir(parents=True, exist_ok=True)
+            write_record(where, {"started": now.isoformat(timespec="seconds"), "result": "failed",
+                                 "error": str(exc), "snapshot": None})
+    return 1 if failed else 0
+
+
+def timetravel_health(root: Path, host: str, settings: dict, now: datetime) -> dict:
+    """Time travel's tier 2 for one host: the snapshots and the last pull."""
+    where = host_dirs(root, host)["timetravel"]
+    found = snapshots(where)
+    record = last_pull(where)
+    limit = float(settings.get("max_age_minutes", 20))
+    age = (now - found[-1].taken).total_seconds() if found else None
+    problems = []
+    if record and record.get("result") == "failed":
+        problems.append(f"the last pull failed: {record['error']}")
+    if age is None:
+        problems.append(f"no snapshot of {host}'s repository yet: is pg_timetravel_tier2 set on {host}, and the "
+                        "pull timer running?")
+    elif age > limit * 60:
+        problems.append(f"the newest snapshot is {age / 60:.0f} min old, over {limit:g} "
+                        f"(backup_server_clients[{host}].timetravel.max_age_minutes)")
+    return {"snapshots": len(found), "oldest": found[0].name if found else None,
+            "newest": found[-1].name if found else None, "newest_age_seconds": age, "last_pull": record,
+            "problems": problems, "healthy": not problems}
+
+
 def cmd_status(config: dict, args: argparse.Namespace) -> int:
     root = Path(config["root"])
     now = datetime.now(timezone.utc)
-    reports = [host_health(root, host, settings, now) for host, settings in sorted(_hosts(config).items())]
+    reports = []
+    for host, settings in sorted(_hosts(config).items()):
+        report = host_health(root, host, settings, now)
+        reports.append(report)
+        if "timetravel" in settings:
+            report["timetravel"] = timetravel_health(root, host, settings["timetravel"], now)
+            if not report["timetravel"]["healthy"]:
+                report["problems"].extend(f"time travel: {p}" for p in report["timetravel"]["problems"])
+                report["healthy"] = False
     if args.json:
         print(json.dumps(reports, indent=2, sort_keys=True))
     else:
@@ -128,10 +192,12 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
     status = sub.add_parser("status", help="health per DB host; exit 1 when unhealthy")
     status.add_argument("--json", action="store_true")
+    pulling = sub.add_parser("pull", help="a snapshot of each DB host's time-travel repository, then retention")
+    pulling.add_argument("--host")
     return p
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "status": cmd_status}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "status": cmd_status, "pull": cmd_pull}
 
 
 def main(argv: list[str] | None = None) -> int:

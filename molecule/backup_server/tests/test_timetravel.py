@@ -101,3 +101,50 @@ def test_verify_finds_a_damaged_file_though_pgbackrest_exits_0():
         assert damaged.rc == 1 and "checksum invalid" in damaged.stdout
     finally:
         DB.run_test(f"cp -p /root/bundle.good {bundle}")
+
+
+BACKUP = testinfra.get_host("podman://bs-backup")
+SNAPSHOTS = "/srv/pgharbor/store/bs-db/timetravel"
+
+
+def pull_now() -> dict:
+    BACKUP.run_test("systemctl start pgharbor-timetravel-pull.service")
+    status = BACKUP.run("pgharbor-backup-server status --json")
+    [report] = json.loads(status.stdout)
+    return report["timetravel"]
+
+
+def test_the_backup_server_pulls_snapshots_it_cannot_read():
+    psql("INSERT INTO public.ticks DEFAULT VALUES")
+    archived()
+    first = pull_now()
+    time.sleep(1)
+    second = pull_now()
+    assert second["healthy"], second["problems"]
+    assert second["snapshots"] >= 2 and second["newest"] > first["newest"]
+    newest = f"{SNAPSHOTS}/{second['newest']}"
+    assert BACKUP.file(f"{newest}/backup/main/backup.info").exists
+    # The copies stay encrypted: the backup server holds no passphrase.
+    assert BACKUP.run(f"grep -rl 'cipher-pass' /etc/pgharbor /etc/pgbackrest {newest} 2>/dev/null").stdout == ""
+    assert not BACKUP.file("/etc/pgbackrest/pgbackrest.conf").exists
+    assert BACKUP.run(f"head -c 8 {newest}/backup/main/backup.info").stdout == "Salted__"
+    # The DB host's login is read-only and takes the backup server's key from its address only.
+    keys = DB.file("/etc/ssh/pgharbor-pull-authorized-keys").content_string
+    assert 'restrict,from="' in keys and 'command="/usr/bin/rrsync -ro /var/lib/pgbackrest"' in keys
+
+
+def test_the_db_host_can_neither_reach_nor_delete_the_pulled_snapshots():
+    before = BACKUP.run(f"find {SNAPSHOTS} | sort").stdout
+    assert before
+    ssh = ("ssh -i /etc/pgharbor/tier2/id -o UserKnownHostsFile=/etc/pgharbor/tier2/known_hosts "
+           "-o StrictHostKeyChecking=yes -o BatchMode=yes")
+    for args in ("pgharbor-ship@bs-backup:../../store/bs-db/timetravel/ /tmp/stolen",
+                 "-r --delete /tmp/empty/ pgharbor-ship@bs-backup:../../store/bs-db/timetravel/"):
+        DB.run("mkdir -p /tmp/empty && chown postgres /tmp/empty")
+        attempt = DB.run(f"runuser -u postgres -- rsync -r -e {shlex.quote(ssh)} {args}")
+        assert attempt.rc != 0
+    assert not DB.file("/tmp/stolen").exists
+    # No key on the DB host other than its shipping key reaches the backup server.
+    assert DB.run("grep -rl 'PRIVATE KEY' /etc/pgharbor /var/lib/postgresql /root 2>/dev/null").stdout.split() == \
+        ["/etc/pgharbor/tier2/id"]
+    assert BACKUP.run(f"find {SNAPSHOTS} | sort").stdout == before
