@@ -371,9 +371,9 @@ def test_pulled_snapshots_share_unchanged_files_and_restore_to_a_point_in_time(a
     root = tmp_path / "timetravel"
     now = dt.datetime.now(dt.timezone.utc)
     first = pull(pull_source, root, now)
-    after = commit_order(archiving, 3000)
+    after = commit_order(archiving, 5000)
     time.sleep(1)
-    commit_order(archiving, 3001)
+    commit_order(archiving, 5001)
     archiving.archived()
     second = pull(pull_source, root, now + dt.timedelta(seconds=2))
 
@@ -401,7 +401,7 @@ def test_pulled_snapshots_share_unchanged_files_and_restore_to_a_point_in_time(a
                                datadir, free_port(), prefix=engine.prefix)
     try:
         ids = orders(copy.conninfo("app"))
-        assert 3000 in ids and 3001 not in ids
+        assert 5000 in ids and 5001 not in ids
     finally:
         copy.drop()
 
