@@ -124,6 +124,11 @@ def test_the_backup_server_pulls_snapshots_it_cannot_read():
     assert second["snapshots"] >= 2 and second["newest"] > first["newest"]
     newest = f"{SNAPSHOTS}/{second['newest']}"
     assert BACKUP.file(f"{newest}/backup/main/backup.info").exists
+    # What did not change between the pulls is one file twice (--link-dest), not a second copy.
+    previous = f"{SNAPSHOTS}/{first['newest']}"
+    shared = BACKUP.run(f"cd {newest} && find backup -type f -links +1 | head -1").stdout.strip()
+    assert shared, "no file of the newest snapshot is hard-linked to the one before"
+    assert BACKUP.file(f"{newest}/{shared}").inode == BACKUP.file(f"{previous}/{shared}").inode
     # The copies stay encrypted: the backup server holds no passphrase.
     assert BACKUP.run(f"grep -rl 'cipher-pass' /etc/pgharbor /etc/pgbackrest {newest} 2>/dev/null").stdout == ""
     assert not BACKUP.file("/etc/pgbackrest/pgbackrest.conf").exists
