@@ -10,6 +10,7 @@ import datetime as dt
 import pytest
 
 from pgharbor.timetravel.pastcopy import PastCopyError, Target
+from pgharbor.timetravel.preview import _in_order
 from pgharbor.timetravel.verify import parse_verify
 from pgharbor.timetravel.window import BackupSet, RepoState, WindowError, check_target
 
@@ -83,3 +84,9 @@ def test_targets_are_read_with_their_zone():
     assert Target.parse("2026-12-04T10:03:00Z").time == dt.datetime(2026, 12, 4, 10, 3, tzinfo=dt.timezone.utc)
     with pytest.raises(PastCopyError, match="not both"):
         Target.parse("latest", "before-cutover")
+
+
+def test_the_preview_lists_keys_by_their_numbers_not_as_text():
+    assert _in_order({"10", "9", "1", "2"}) == ["1", "2", "9", "10"]
+    assert _in_order({"(2,b)", "(10,a)", "(2,a)"}) == ["(2,a)", "(2,b)", "(10,a)"]
+    assert _in_order({"b", "a10", "a9"}) == ["a9", "a10", "b"]

@@ -165,6 +165,11 @@ def cmd_status(config: dict, args: argparse.Namespace) -> int:
             print(f"{r['host']}: {r['count']} backups, {r['bytes'] / (1 << 20):.1f} MiB, newest {r['newest'] or '-'}"
                   + (f" ({age / 60:.0f} min old)" if age is not None else "")
                   + ("; ok" if r["healthy"] else "; FAILING: " + "; ".join(r["problems"])))
+            if "timetravel" in r:
+                tt = r["timetravel"]
+                tt_age = tt["newest_age_seconds"]
+                print(f"  time travel: {tt['snapshots']} snapshots, newest {tt['newest'] or '-'}"
+                      + (f" ({tt_age / 60:.0f} min old)" if tt_age is not None else ""))
     return 0 if all(r["healthy"] for r in reports) else 1
 
 

@@ -5,6 +5,7 @@ same on both when the row is."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import psycopg
@@ -62,6 +63,12 @@ def find_table(conn: psycopg.Connection, label: str) -> catalog.Table:
     raise PreviewError(f"no table {label!r} in the past copy: name it as schema.table (the preview lists them)")
 
 
+def _in_order(keys: set[str]) -> list[str]:
+    """Keys as a person reads them: 2 before 10 (their numbers by value, not as text)."""
+    return sorted(keys, key=lambda k: [(0, int(part), "") if part.isdigit() else (1, 0, part)
+                                       for part in re.split(r"(\d+)", k)])
+
+
 def row_diff(past: psycopg.Connection, live: psycopg.Connection, label: str) -> RowDiff:
     table = find_table(past, label)
     key = rows.primary_key(past, table)
@@ -69,9 +76,9 @@ def row_diff(past: psycopg.Connection, live: psycopg.Connection, label: str) -> 
     everything = 1 << 62
     then = rows.row_hashes(past, table, key, everything, 0)
     now = rows.row_hashes(live, find_table(live, table.label), key, everything, 0)
-    only_past = sorted(then.keys() - now.keys())
-    only_live = sorted(now.keys() - then.keys())
-    changed = sorted(k for k in then.keys() & now.keys() if then[k] != now[k])
+    only_past = _in_order(then.keys() - now.keys())
+    only_live = _in_order(now.keys() - then.keys())
+    changed = _in_order({k for k in then.keys() & now.keys() if then[k] != now[k]})
     return RowDiff(table.label, key, only_past[:KEYS_SHOWN], only_live[:KEYS_SHOWN], changed[:KEYS_SHOWN],
                    {"only_past": len(only_past), "only_live": len(only_live), "changed": len(changed),
                     "same": len(then) - len(only_past) - len(changed)})
