@@ -42,6 +42,11 @@ options:
     description: The repository to restore from (1 on this host, 2 in the bucket); default the nearest that covers the
       target.
     type: int
+  repo_path:
+    description: "A directory holding a copy of repository O(repo), read instead of where pgBackRest's configuration
+      puts it (with that repository's passphrase): a snapshot fetched from tier 2 (O(repo=1)), or tier 3 rebuilt as of
+      a time by C(pgharbor-timetravel rebuild) (O(repo=2)). Requires O(repo)."
+    type: path
   directory:
     description: The past copy's data directory; its parent must hold the cluster's size.
     type: path
@@ -184,6 +189,8 @@ def present(module: AnsibleModule, target: Target) -> None:
         seconds = None
     else:
         engine = engine_from(p)
+        if p["repo_path"]:
+            engine = engine.at(p["repo"], Path(p["repo_path"]))
         states = repo_states(engine)
         if module.check_mode:
             module.exit_json(changed=True)
@@ -204,6 +211,7 @@ def main() -> None:
             "time": {"type": "str", "default": "latest"},
             "restore_point": {"type": "str"},
             "repo": {"type": "int"},
+            "repo_path": {"type": "path"},
             "directory": {"type": "path", "default": "/var/lib/postgresql/pgharbor-past"},
             "port": {"type": "int", "default": 5432},
             "database": {"type": "str"},
@@ -215,6 +223,7 @@ def main() -> None:
         },
         supports_check_mode=True,
         required_if=[("state", "extracted", ["database", "table"])],
+        required_by={"repo_path": "repo"},
     )
     p = module.params
     try:

@@ -6,6 +6,7 @@ the HTTPS endpoint is named localhost with a certificate from a CA of its own.""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import ssl
@@ -52,6 +53,22 @@ class S3Server:
         self.client().create_bucket(Bucket=name, ObjectLockEnabledForBucket=object_lock,
                                     CreateBucketConfiguration={"LocationConstraint": REGION})
         return name
+
+    def enforce(self, policies: dict[str, dict]) -> dict[str, tuple[str, str]]:
+        """An IAM user per name with its policy and a key, then moto's switch: from the next
+        request on, every request is authenticated and authorised (the admin key keeps all
+        rights). Make the buckets first. Returns each user's (key id, secret)."""
+        iam = boto3.client("iam", endpoint_url=self.url, region_name=REGION, **ADMIN)
+        keys = {}
+        for user, policy in policies.items():
+            iam.create_user(UserName=user)
+            iam.put_user_policy(UserName=user, PolicyName=user, PolicyDocument=json.dumps(policy))
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
+        switch = urllib.request.Request(f"{self.url}/moto-api/reset-auth", data=b"0", method="POST",
+                                        headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(switch, timeout=10).read()
+        return keys
 
     def stop(self) -> None:
         for process in (self.tunnel, self.process):

@@ -45,6 +45,8 @@ class Archiving:
     bucket: str = ""
     # Where pgBackRest reaches the S3 server's HTTPS port: a TcpProxy's port, to cut the way.
     s3_port: int = 0
+    # The key pgBackRest uses for repo2: the admin's unless a test gives a restricted one.
+    s3_key: tuple[str, str] = (ADMIN["aws_access_key_id"], ADMIN["aws_secret_access_key"])
 
     def write_config(self, **overrides) -> None:
         tier3 = {}
@@ -55,8 +57,8 @@ class Archiving:
                                              "path": "/timetravel"},
                      # where the role installs ca_src: here, the S3 server's own directory
                      "__pg_timetravel_conf_dir": str(Path(self.s3.ca_file).parent),
-                     "pg_timetravel_tier3_access_key_id": ADMIN["aws_access_key_id"],
-                     "pg_timetravel_tier3_secret_access_key": ADMIN["aws_secret_access_key"],
+                     "pg_timetravel_tier3_access_key_id": self.s3_key[0],
+                     "pg_timetravel_tier3_secret_access_key": self.s3_key[1],
                      "pg_timetravel_tier3_cipher_passphrase": TIER3_PASSPHRASE}
         text = render_config(**{
             "pg_timetravel_stanza": STANZA, "pg_timetravel_cipher_passphrase": PASSPHRASE,
@@ -103,7 +105,7 @@ def _own(path: Path) -> None:
 
 
 def start_archiving(s3: S3Server | None = None, bucket: str = "", settings: dict[str, str] | None = None,
-                    s3_port: int = 0) -> Archiving:
+                    s3_port: int = 0, s3_key: tuple[str, str] | None = None) -> Archiving:
     """A server archiving through pgBackRest into a created stanza, with no backup yet."""
     # The configuration's path is known before the server exists: the archive_command names it.
     home = Path(tempfile.mkdtemp(prefix="pgharbor-tt-"))
@@ -118,6 +120,8 @@ def start_archiving(s3: S3Server | None = None, bucket: str = "", settings: dict
         _own(home / name)
     archiving = Archiving(server, Pgbackrest(str(config), STANZA, tuple(_as_server_user())), home, s3, bucket,
                           s3_port)
+    if s3_key is not None:
+        archiving.s3_key = s3_key
     try:
         archiving.write_config()
         archiving.engine.run("stanza-create")

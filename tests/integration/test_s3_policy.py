@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 from pathlib import Path
 
-import boto3
 import pytest
 from backuptest import synthetic
 from botocore.exceptions import ClientError
-from s3server import ADMIN, REGION, start_s3
+from s3server import REGION, start_s3
 
 from pgharbor.tiers.s3 import S3Store
 from pgharbor.tiers.s3settings import MIB, S3Error, S3Settings
@@ -41,19 +39,9 @@ def enforcing_s3():
     server = start_s3()
     try:
         server.bucket(BUCKET)
-        iam = boto3.client("iam", endpoint_url=server.url, region_name=REGION, **ADMIN)
-        keys = {}
-        for user, policy in (("db1-shipper", documented_policy()),
-                             ("inspector", {"Version": "2012-10-17", "Statement": [
-                                 {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})):
-            iam.create_user(UserName=user)
-            iam.put_user_policy(UserName=user, PolicyName=user, PolicyDocument=json.dumps(policy))
-            key = iam.create_access_key(UserName=user)["AccessKey"]
-            keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
-        # moto's switch: from the next request on, authentication and IAM apply
-        switch = urllib.request.Request(f"{server.url}/moto-api/reset-auth", data=b"0", method="POST",
-                                        headers={"Content-Type": "text/plain"})
-        urllib.request.urlopen(switch, timeout=10).read()
+        keys = server.enforce({"db1-shipper": documented_policy(),
+                               "inspector": {"Version": "2012-10-17", "Statement": [
+                                   {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}})
         yield server, keys
     finally:
         server.stop()

@@ -3,6 +3,7 @@
     pgharbor-timetravel backup --type full|diff|incr   a pgBackRest backup to every repository (the timers)
     pgharbor-timetravel status                         windows, newest backups, archive age; exit 1 when unhealthy
     pgharbor-timetravel verify                         pgbackrest verify on every repository, read properly
+    pgharbor-timetravel rebuild --as-of T --into DIR   tier 3 as it was at T, from the bucket's object versions
 
 Settings come from a JSON file written by the pg_timetravel role
 (/etc/pgharbor/timetravel.json); each key is the role variable without its
@@ -24,6 +25,7 @@ import psycopg
 from ..common.settings import TIMETRAVEL_CONFIG
 from ..timetravel.engine import Pgbackrest, PgbackrestError
 from ..timetravel.health import BACKUP_TYPES, RunLog, health
+from ..timetravel.pastcopy import Target
 from ..timetravel.verify import verify
 from ..timetravel.window import repo_states
 from .command import run_command
@@ -97,6 +99,25 @@ def cmd_verify(config: dict, args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_rebuild(config: dict, args: argparse.Namespace) -> int:
+    """repo2 as of a time into a directory, with the rebuild key from the environment
+    (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE): never the DB host's key, which
+    cannot read old versions."""
+    from ..tiers.asof import AsOfError, rebuild, s3_client  # boto3 only where tier 3 is
+
+    tier3 = config.get("tier3")
+    if not tier3:
+        raise AsOfError(f"{args.config} has no tier 3 (pg_timetravel_tier3 is not set): nothing to rebuild")
+    when = Target.parse(args.as_of)
+    if when.kind != "time":
+        raise AsOfError(f"--as-of {args.as_of!r}: give a time, ISO 8601 with its time zone")
+    done = rebuild(s3_client(tier3), tier3["bucket"], tier3["path"], when.time, Path(args.into))
+    print(done.text())
+    print(f"restore from it: time_travel.yml -e time_travel_repo=2 -e time_travel_repo_path={args.into}, or "
+          f"pgbackrest --repo=2 --repo2-type=posix --repo2-path={args.into} restore ...")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pgharbor-timetravel", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default=os.environ.get("PGHARBOR_TIMETRAVEL_CONFIG", TIMETRAVEL_CONFIG))
@@ -108,10 +129,13 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     check = sub.add_parser("verify", help="pgbackrest verify, read properly; exit 1 on damage")
     check.add_argument("--repo", type=int, action="append", help="one repository (repeat for more); default all")
+    rebuild = sub.add_parser("rebuild", help="tier 3 as it was at a time, from the bucket's object versions")
+    rebuild.add_argument("--as-of", required=True, help="the time, ISO 8601 with its time zone")
+    rebuild.add_argument("--into", required=True, help="a new directory: the repository rebuilt there")
     return p
 
 
-COMMANDS = {"backup": cmd_backup, "status": cmd_status, "verify": cmd_verify}
+COMMANDS = {"backup": cmd_backup, "status": cmd_status, "verify": cmd_verify, "rebuild": cmd_rebuild}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,7 +107,7 @@ class S3Store:
             manifest_new = self._put_if_absent(self.key(backup.manifest_path.name), backup.manifest_path.read_bytes(),
                                                content_type="application/json")
         except (BotoCoreError, ClientError) as exc:
-            raise S3Error(f"shipping {backup.id} to {self.settings.where()} failed: {_reason(exc)}; the tier-1 copy "
+            raise S3Error(f"shipping {backup.id} to {self.settings.where()} failed: {error_text(exc)}; the tier-1 copy "
                           "is kept and the next run ships it again") from exc
         return {"tier": "s3", "backup": backup.id, "bytes": backup.manifest.size,
                 "seconds": round(time.monotonic() - started, 3),
@@ -261,7 +261,7 @@ class S3Store:
                     continue
                 found.append(StoredBackup(manifest, artefact_key, key))
         except (BotoCoreError, ClientError) as exc:
-            raise S3Error(f"cannot list {self.settings.where()}: {_reason(exc)}") from exc
+            raise S3Error(f"cannot list {self.settings.where()}: {error_text(exc)}") from exc
         return sorted(found, key=lambda b: (b.manifest.started, b.id))
 
     def _get(self, key: str) -> bytes:
@@ -292,7 +292,7 @@ class S3Store:
             partial.rename(target)
         except (BotoCoreError, ClientError) as exc:
             raise S3Error(f"downloading {stored.artefact_key} from {self.settings.where()} failed: "
-                          f"{_reason(exc)}") from exc
+                          f"{error_text(exc)}") from exc
         finally:
             partial.unlink(missing_ok=True)
         manifest_path = directory / Path(stored.manifest_key).name
@@ -306,7 +306,8 @@ class S3Store:
             for chunk in self.chunks(stored):
                 digest.update(chunk)
         except (BotoCoreError, ClientError) as exc:
-            raise S3Error(f"reading {stored.artefact_key} from {self.settings.where()} failed: {_reason(exc)}") from exc
+            raise S3Error(f"reading {stored.artefact_key} from {self.settings.where()} failed: "
+                          f"{error_text(exc)}") from exc
         return digest.hexdigest()
 
     def delete(self, stored: StoredBackup) -> None:
@@ -315,7 +316,7 @@ class S3Store:
             for key in (stored.manifest_key, stored.artefact_key):
                 self.client.delete_object(Bucket=self.settings.bucket, Key=key)
         except (BotoCoreError, ClientError) as exc:
-            raise S3Error(f"deleting {stored.id} from {self.settings.where()} failed: {_reason(exc)}") from exc
+            raise S3Error(f"deleting {stored.id} from {self.settings.where()} failed: {error_text(exc)}") from exc
 
 
 def _only_if_absent(request, **_) -> None:
@@ -339,7 +340,7 @@ def _code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
-def _reason(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         return f"{error.get('Code', '?')}: {error.get('Message', '')}".strip()

@@ -8,9 +8,11 @@ they live in the configuration file, readable by the postgres user alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import PgharborError
@@ -28,10 +30,22 @@ class Pgbackrest:
     # module already runs as that user (become_user).
     prefix: tuple[str, ...] = ()
     binary: str = "pgbackrest"
+    # Options before every command's own, over the configuration file's (see at).
+    overrides: tuple[str, ...] = ()
+
+    def at(self, repo: int, path: Path) -> Pgbackrest:
+        """The same, with one repository read from a directory instead of where the configuration
+        puts it: a snapshot fetched from tier 2, or tier 3 rebuilt as of a time (asof.py). Its
+        passphrase stays the configuration's, so the directory must hold a copy of that repository."""
+        return dataclasses.replace(self, overrides=(*self.overrides, f"--repo{repo}-type=posix",
+                                                    f"--repo{repo}-path={path}"))
+
+    def global_options(self) -> list[str]:
+        return [f"--config={self.config}", f"--stanza={self.stanza}", *self.overrides]
 
     def argv(self, command: str, *options: str, args: tuple[str, ...] = ()) -> list[str]:
-        return [*self.prefix, self.binary, f"--config={self.config}", f"--stanza={self.stanza}",
-                "--log-level-console=warn", "--log-level-stderr=off", *options, command, *args]
+        return [*self.prefix, self.binary, *self.global_options(), "--log-level-console=warn",
+                "--log-level-stderr=off", *options, command, *args]
 
     def run(self, command: str, *options: str, args: tuple[str, ...] = (), timeout: float | None = None) -> str:
         argv = self.argv(command, *options, args=args)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import shlex
 import shutil
 import subprocess
 import time
@@ -224,8 +225,8 @@ def restore_options(engine: Pgbackrest, repo: int, datadir: Path) -> list[str]:
     """pgBackRest restore's options for a cluster beside the live one: its own directory, no
     archiving, and WAL fetched synchronously: asynchronous archive-get would share the live
     server's spool and its archive lock with archive-push, and both would wait on it."""
-    restore_command = (f"{engine.binary} --config={engine.config} --stanza={engine.stanza} --repo={repo} "
-                       f"--pg1-path={datadir} --no-archive-async archive-get %f \"%p\"")
+    restore_command = " ".join([engine.binary, *map(shlex.quote, engine.global_options()), f"--repo={repo}",
+                                f"--pg1-path={datadir}", "--no-archive-async", "archive-get", '%f "%p"'])
     return [f"--repo={repo}", f"--pg1-path={datadir}", "--archive-mode=off",
             f"--recovery-option=restore_command={restore_command}"]
 
