@@ -10,6 +10,7 @@ import datetime as dt
 import itertools
 import json
 import os
+import random
 import shlex
 import signal
 import subprocess
@@ -28,9 +29,10 @@ from pgharbor.pg import session
 from pgharbor.tiers.pull import PullError, prune, pull, snapshots
 from pgharbor.tiers.retention import Policy
 from pgharbor.tiers.ssh import SshTarget
+from pgharbor.timetravel.drill import check_markers, drill, log_drill, write_markers
 from pgharbor.timetravel.engine import Pgbackrest
 from pgharbor.timetravel.extract import ExtractError, extract
-from pgharbor.timetravel.health import health
+from pgharbor.timetravel.health import RunLog, health
 from pgharbor.timetravel.pastcopy import PastCopy, PastCopyError, Target, restore_past
 from pgharbor.timetravel.preview import row_diff, table_counts
 from pgharbor.timetravel.verify import verify
@@ -460,3 +462,60 @@ def test_snapshot_retention_keeps_one_per_bucket_and_always_the_newest(tmp_path)
     assert kept[-1] == now - dt.timedelta(minutes=30)
     assert len(kept) == 7  # six hours, each its newest (the last day's newest among them), and one more day
     assert kept[0] == start + dt.timedelta(days=2) - dt.timedelta(minutes=30)
+
+
+@pytest.mark.parametrize("repo", [1, 2], ids=["tier1-disk", "tier3-s3"])
+def test_the_drill_restores_between_its_own_markers_checks_the_copy_and_leaves_nothing(archiving, repo, run_command,
+                                                                                      tmp_path):
+    directory = archiving.server.basedir / f"drill{next(_names)}"
+    record = drill(archiving.engine, repo, archiving.server.conninfo(), directory, free_port(),
+                   prefix=archiving.engine.prefix, pause=(0.3, 0.6))
+    assert record.result == "ok", record.error
+    assert record.tier == ("tier1" if repo == 1 else "tier3") and record.backup
+    assert record.rto_seconds > 0 and record.markers >= 1
+    assert not directory.exists()
+    with archiving.connect() as conn:
+        newest_two = [r[0] for r in conn.execute("SELECT written FROM pgharbor_drill.marker ORDER BY id DESC LIMIT 2")]
+    target = dt.datetime.fromisoformat(record.target.replace(" UTC", "+00:00"))
+    assert newest_two[1] < target < newest_two[0]  # between the drill's own two markers
+
+    # Recorded as the command records it, status shows it with its RTO.
+    log = RunLog(tmp_path / "runs.json")
+    log_drill(log, record)
+    code, said = run_command("status", "--json")
+    [shown] = [r for r in json.loads(said)["repos"] if r["repo"] == repo]
+    assert shown["drill"]["result"] == "ok" and shown["drill"]["rto_seconds"] == record.rto_seconds
+
+
+def test_a_damaged_repository_fails_the_drill_and_status_names_it(archiving, run_command, tmp_path):
+    bundle = sorted((Path(archiving.home) / "repo1" / "backup").rglob("bundle/*"))[0]
+    original = bundle.read_bytes()
+    directory = archiving.server.basedir / f"drill{next(_names)}"
+    try:
+        bundle.write_bytes(original[:1000] + bytes(b ^ 0xFF for b in original[1000:1004]) + original[1004:])
+        record = drill(archiving.engine, 1, archiving.server.conninfo(), directory, free_port(),
+                       prefix=archiving.engine.prefix, pause=(0.1, 0.2))
+    finally:
+        bundle.write_bytes(original)
+    assert record.result == "failed" and "verify found damage" in record.error and "checksum invalid" in record.error
+    assert record.rto_seconds is None and not directory.exists()
+    log_drill(RunLog(tmp_path / "runs.json"), record)
+    code, said = run_command("status")
+    assert code == 1
+    assert "repo1 (tier1): the last time-travel drill failed" in said and "checksum invalid" in said
+
+
+def test_the_marker_check_fails_on_a_missing_a_later_or_an_unexpected_marker(archiving):
+    """What the drill's check says of a copy that is wrong, tried on the live server itself, which
+    holds every marker."""
+    conninfo = archiving.server.conninfo()
+    first, target, second = write_markers(conninfo, (0, 0), random.Random(0))
+    with archiving.connect() as conn:
+        held = {r[0] for r in conn.execute("SELECT id FROM pgharbor_drill.marker")}
+    with pytest.raises(PgharborError, match=f"lacks marker {second + 1}, committed before the target"):
+        check_markers(conninfo, second + 1, second + 2, held)
+    with pytest.raises(PgharborError, match=f"holds marker {second}, committed after the target"):
+        check_markers(conninfo, first, second, held)
+    with pytest.raises(PgharborError, match=rf"holds markers \[{second}\] differently"):
+        check_markers(conninfo, first, second + 1, held - {second})
+    assert check_markers(conninfo, first, second + 1, held) == len(held)

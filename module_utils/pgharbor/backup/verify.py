@@ -14,7 +14,6 @@ for the length of the check.
 from __future__ import annotations
 
 import secrets
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -22,9 +21,8 @@ import psycopg
 
 from ..common.settings import ConfigError
 from ..errors import PgharborError
+from ..pg.amcheck import AmcheckError, amcheck
 from ..pg.catalog import large_object_count
-from ..pg.conninfo import libpq_env
-from ..pg.sections import pg_bindir
 from ..pg.session import connect
 from .keys import SecretKeyring, secret_keyring
 from .manifest import TableEntry, now_text
@@ -86,16 +84,6 @@ def table_differences(expected: dict[str, TableEntry], found: dict[str, TableEnt
     return out
 
 
-def amcheck(conninfo: str) -> None:
-    """pg_amcheck on the restored database: heap pages and every B-tree
-    index, with all heap tuples looked up in the indexes."""
-    dsn, env = libpq_env(conninfo)
-    result = subprocess.run([str(pg_bindir() / "pg_amcheck"), "--install-missing", "--heapallindexed",
-                             "--no-strict-names", dsn], env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RestoreError(f"pg_amcheck found problems in the restored copy: {(result.stdout + result.stderr).strip()}")
-
-
 def verify(backup: Backup, level: str, *, private_key: str | None = None, passphrase: str | None = None,
            server: str | None = None) -> Verification:
     """Check backup up to level; raise VerifyError (carrying the record)
@@ -122,7 +110,7 @@ def verify(backup: Backup, level: str, *, private_key: str | None = None, passph
                         assert server is not None
                         _restore_check(backup, keyring, server, record)
                         record.passed.append("restore")
-    except (RestoreError, psycopg.Error, OSError) as exc:
+    except (RestoreError, AmcheckError, psycopg.Error, OSError) as exc:
         record.failed = str(exc).strip()
     record.seconds = round(time.monotonic() - begin, 3)
     if record.failed:

@@ -3,6 +3,7 @@
     pgharbor-timetravel backup --type full|diff|incr   a pgBackRest backup to every repository (the timers)
     pgharbor-timetravel status                         windows, newest backups, archive age; exit 1 when unhealthy
     pgharbor-timetravel verify                         pgbackrest verify on every repository, read properly
+    pgharbor-timetravel drill                          restore a repository (in rotation) to a recent time, check it
     pgharbor-timetravel rebuild --as-of T --into DIR   tier 3 as it was at T, from the bucket's object versions
 
 Settings come from a JSON file written by the pg_timetravel role
@@ -23,12 +24,16 @@ from pathlib import Path
 import psycopg
 
 from ..common.settings import TIMETRAVEL_CONFIG
+from ..timetravel.drill import drill, log_drill, next_repo
 from ..timetravel.engine import Pgbackrest, PgbackrestError
 from ..timetravel.health import BACKUP_TYPES, RunLog, health
 from ..timetravel.pastcopy import Target
 from ..timetravel.verify import verify
 from ..timetravel.window import repo_states
 from .command import run_command
+
+# The drill's past copy: beside the live cluster, in the postgres user's home (the role's default).
+DRILL_DIRECTORY = "/var/lib/postgresql/pgharbor-drill"
 
 
 def _engine(config: dict) -> Pgbackrest:
@@ -74,9 +79,11 @@ def _archiver(config: dict) -> dict:
 
 def cmd_status(config: dict, args: argparse.Namespace) -> int:
     engine = _engine(config)
+    drill_days = config.get("drill_max_age_days")
     report = health(repo_states(engine), RunLog(Path(config["run_log"])).read(),
                     dt.timedelta(minutes=float(config.get("max_archive_age_minutes", 5))),
-                    dt.datetime.now(dt.timezone.utc), _archiver(config))
+                    dt.datetime.now(dt.timezone.utc), _archiver(config),
+                    dt.timedelta(days=float(drill_days)) if drill_days else None)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
@@ -86,17 +93,41 @@ def cmd_status(config: dict, args: argparse.Namespace) -> int:
             print(f"repo{r['repo']} ({r['tier']}): {r['backups']} backups, {r['bytes'] >> 20} MiB; {newest}")
             print(f"  window {r['window']['oldest'] or '-'} to {r['window']['newest'] or '-'} "
                   f"({r['window']['days']} days); archive age " + (f"{age} s" if age is not None else "-"))
+            checked, drilled = r["verify"], r["drill"]
+            print("  verify " + (f"{checked['result']} ({checked['started']})" if checked else "-") + "; drill "
+                  + (f"{drilled['result']} ({drilled['started']}, RTO {drilled.get('rto_seconds')} s)"
+                     if drilled else "-"))
         print("health: " + ("ok" if report["healthy"] else "FAILING: " + "; ".join(report["problems"])))
     return 0 if report["healthy"] else 1
 
 
 def cmd_verify(config: dict, args: argparse.Namespace) -> int:
-    engine, bad = _engine(config), 0
+    """Each verdict is recorded for status: damage stays a problem until a verify finds none."""
+    engine, log, bad = _engine(config), RunLog(Path(config["run_log"])), 0
     for repo in args.repo or _repos(config):
+        started, begin = dt.datetime.now(dt.timezone.utc), time.monotonic()
         report = verify(engine, repo)
+        log.record("verify", repo, started, time.monotonic() - begin, "" if report.ok else report.text())
         print(report.text())
         bad += not report.ok
     return 1 if bad else 0
+
+
+def cmd_drill(config: dict, args: argparse.Namespace) -> int:
+    """One drill: the repository named, or the next in rotation after the last drilled."""
+    log = RunLog(Path(config["run_log"]))
+    repos = _repos(config)
+    if args.repo is None:
+        drilled = [(run["started"], int(key.split("/repo")[1])) for key, run in log.read().items()
+                   if key.startswith("drill/")]
+        repo = next_repo(repos, max(drilled)[1] if drilled else None)
+    else:
+        repo = args.repo
+    record = drill(_engine(config), repo, config["db"], Path(config.get("drill_directory", DRILL_DIRECTORY)),
+                   int(config.get("drill_port", 5432)))
+    log_drill(log, record)
+    print(record.text(), file=sys.stdout if record.result == "ok" else sys.stderr)
+    return 0 if record.result == "ok" else 1
 
 
 def cmd_rebuild(config: dict, args: argparse.Namespace) -> int:
@@ -129,13 +160,16 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     check = sub.add_parser("verify", help="pgbackrest verify, read properly; exit 1 on damage")
     check.add_argument("--repo", type=int, action="append", help="one repository (repeat for more); default all")
+    drilling = sub.add_parser("drill", help="restore a repository to a recent time and check it; exit 1 if it fails")
+    drilling.add_argument("--repo", type=int, help="the repository; default the next in rotation")
     rebuild = sub.add_parser("rebuild", help="tier 3 as it was at a time, from the bucket's object versions")
     rebuild.add_argument("--as-of", required=True, help="the time, ISO 8601 with its time zone")
     rebuild.add_argument("--into", required=True, help="a new directory: the repository rebuilt there")
     return p
 
 
-COMMANDS = {"backup": cmd_backup, "status": cmd_status, "verify": cmd_verify, "rebuild": cmd_rebuild}
+COMMANDS = {"backup": cmd_backup, "status": cmd_status, "verify": cmd_verify, "drill": cmd_drill,
+            "rebuild": cmd_rebuild}
 
 
 def main(argv: list[str] | None = None) -> int:

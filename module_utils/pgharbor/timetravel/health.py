@@ -1,7 +1,8 @@
 """The time-travel layer's health: per repository, the newest full,
 differential and incremental backups, the archive's age (the RPO now), the
-restorable window, and the last scheduled run of each backup type; plus the
-server's own archiver counters. A problem names what is wrong and the fix."""
+restorable window, the last scheduled run of each backup type, the last
+verify and the last drill (with its RTO); plus the server's own archiver
+counters. A problem names what is wrong and the fix."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 class RunLog:
-    """The last run of each backup type on each repository, kept as one JSON file by the
-    scheduled runs (pgharbor-timetravel backup) and read by status."""
+    """The last run of each backup type, verify and drill on each repository, kept as one JSON
+    file by the scheduled runs (pgharbor-timetravel backup, verify, drill) and read by status."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -33,15 +34,17 @@ class RunLog:
         except FileNotFoundError:
             return {}
 
-    def record(self, backup_type: str, repo: int, started: dt.datetime, seconds: float, error: str = "") -> None:
+    def record(self, kind: str, repo: int, started: dt.datetime, seconds: float, error: str = "",
+               **extra: Any) -> None:
+        """kind: a backup type, verify or drill; extra: what else that kind reports (a drill's RTO)."""
         runs = self.read()
-        runs[f"{backup_type}/repo{repo}"] = {"started": _iso(started), "seconds": round(seconds, 1),
-                                             "result": "failed" if error else "ok", "error": error}
+        runs[f"{kind}/repo{repo}"] = {"started": _iso(started), "seconds": round(seconds, 1),
+                                      "result": "failed" if error else "ok", "error": error, **extra}
         replace_file(self.path, json.dumps(runs, indent=2, sort_keys=True) + "\n", mode=0o640)
 
 
 def repo_report(state: RepoState, runs: dict[str, dict[str, Any]], max_archive_age: dt.timedelta,
-                now: dt.datetime) -> dict[str, Any]:
+                now: dt.datetime, drill_max_age: dt.timedelta | None = None) -> dict[str, Any]:
     problems = []
     if state.status != "ok":
         problems.append(f"repo{state.repo} ({state.tier}): pgBackRest says {state.status!r}: see "
@@ -57,10 +60,23 @@ def repo_report(state: RepoState, runs: dict[str, dict[str, Any]], max_archive_a
                         "(pg_timetravel_max_archive_age_minutes): check archiving (pg_stat_archiver, "
                         "the pgBackRest log)")
     repo_runs = {k.split("/")[0]: v for k, v in runs.items() if k.endswith(f"/repo{state.repo}")}
+    where = f"repo{state.repo} ({state.tier})"
     for kind, run in sorted(repo_runs.items()):
-        if run.get("result") == "failed":
-            problems.append(f"repo{state.repo} ({state.tier}): the last {kind} backup failed ({run['started']}): "
-                            f"{run['error']}")
+        if run.get("result") != "failed":
+            continue
+        if kind == "verify":
+            problems.append(f"{where}: the last verify found damage ({run['started']}): {run['error']}: see "
+                            "docs/TROUBLESHOOTING.md (time travel), then a full backup to that repository")
+        elif kind == "drill":
+            problems.append(f"{where}: the last time-travel drill failed ({run['started']}): {run['error']}")
+        else:
+            problems.append(f"{where}: the last {kind} backup failed ({run['started']}): {run['error']}")
+    drilled = repo_runs.get("drill")
+    if drill_max_age is not None and drilled and drilled.get("result") == "ok" \
+            and now - dt.datetime.fromisoformat(drilled["started"]) > drill_max_age:
+        problems.append(f"{where}: the last time-travel drill is from {drilled['started']}, more than "
+                        f"{drill_max_age.days} days ago (pg_timetravel_drill_max_age_days): is "
+                        "pgharbor-timetravel-drill.timer running? (systemctl list-timers)")
     return {
         "repo": state.repo,
         "tier": state.tier,
@@ -73,6 +89,8 @@ def repo_report(state: RepoState, runs: dict[str, dict[str, Any]], max_archive_a
                    "days": round((state.newest - state.oldest).total_seconds() / 86400, 2) if state.oldest else 0},
         "archive_age_seconds": round(age.total_seconds()) if age is not None else None,
         "last_runs": repo_runs,
+        "verify": repo_runs.get("verify"),
+        "drill": repo_runs.get("drill"),
         "problems": problems,
     }
 
@@ -89,8 +107,9 @@ def archiver_problems(archiver: dict[str, Any]) -> list[str]:
 
 
 def health(states: list[RepoState], runs: dict[str, dict[str, Any]], max_archive_age: dt.timedelta,
-           now: dt.datetime, archiver: dict[str, Any] | None = None) -> dict[str, Any]:
-    repos = [repo_report(s, runs, max_archive_age, now) for s in states]
+           now: dt.datetime, archiver: dict[str, Any] | None = None,
+           drill_max_age: dt.timedelta | None = None) -> dict[str, Any]:
+    repos = [repo_report(s, runs, max_archive_age, now, drill_max_age) for s in states]
     problems = [p for r in repos for p in r["problems"]] + archiver_problems(archiver or {})
     return {"repos": repos, "archiver": archiver or {}, "problems": problems, "healthy": not problems,
             "checked": _iso(now)}

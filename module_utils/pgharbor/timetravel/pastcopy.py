@@ -198,6 +198,15 @@ class PastCopy:
         except (OSError, ValueError):
             return {}
 
+    def promote(self) -> None:
+        """End recovery where it paused: the copy becomes writable (a drill's pg_amcheck installs its
+        extension). It still never archives, and the live cluster is not touched."""
+        if self.state() == "promoted":
+            return
+        with psycopg.connect(self.conninfo(), autocommit=True, connect_timeout=10) as conn:
+            if not conn.execute("SELECT pg_promote(true, 60)").fetchone()[0]:
+                raise PastCopyError("the past copy did not finish its promotion within 60 s" + self._log_tail())
+
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
             self._run(str(self.bindir / "pg_ctl"), "stop", "-D", str(self.datadir), "-m", "fast", "-w")
