@@ -15,6 +15,10 @@ description:
     command that ships it again."
   - RPO now is the age of the newest backup in any tier (and off the DB host); the last measured RTO is the restore
     time of the last restore drill (C(verify_backups.yml)).
+  - "With O(timetravel), the time-travel layer too, per tier: each repository's newest full, differential and
+    incremental backups, restorable window, RPO now (the newest archived WAL's age), last verify and last drill
+    with its RTO; tier 2's pulled snapshots; C(pg_stat_archiver)'s failures. Its problems make the report unhealthy,
+    and its figures are gauges C(pgharbor_timetravel_*) in the same Prometheus text."
   - Runs on the controller; never changes anything.
 version_added: "0.1.0"
 author: pgharbor
@@ -30,15 +34,23 @@ options:
       C(tier3).
     type: dict
     required: true
+  timetravel:
+    description:
+      - The time-travel layer of the host, keys C(db) (the DB host's C(pgharbor-timetravel status --json)) and
+        C(tier2) (the host's C(timetravel) part of the backup server's C(pgharbor-backup-server status --json)),
+        either may be empty. Without it, or with C(db) empty, the report has no time-travel part.
+    type: dict
 """
 
 EXAMPLES = r"""
 - name: The tiers side by side
   pg_backup_report:
     host: "{{ inventory_hostname }}"
-    tiers:
+    health:
       tier1: "{{ tier1.health }}"
       tier3: "{{ tier3.health }}"
+    timetravel:
+      db: "{{ timetravel_status.stdout | from_json }}"
   delegate_to: localhost
   register: report
 """
@@ -68,6 +80,10 @@ report:
     missing:
       description: Per tier, the tier-1 backups it should hold but misses.
       type: dict
+    timetravel:
+      description: The time-travel layer per tier (C(tiers)), C(pg_stat_archiver)'s counters (C(archiver)), its
+        C(problems) and C(healthy); null without O(timetravel).
+      type: dict
     tiers:
       description: The tiers' reports as given.
       type: dict
@@ -86,19 +102,22 @@ prometheus:
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgharbor.tiers.report import TIERS, host_report, prometheus, table
+from ansible.module_utils.pgharbor.tiers.report import TIERS, host_report, prometheus, table, timetravel_report
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"host": {"type": "str", "required": True}, "health": {"type": "dict", "required": True}},
+        argument_spec={"host": {"type": "str", "required": True}, "health": {"type": "dict", "required": True},
+                       "timetravel": {"type": "dict"}},
         supports_check_mode=True,
     )
     unknown = sorted(set(module.params["health"]) - set(TIERS))
     if unknown:
         module.fail_json(msg=f"health: unknown tier(s) {', '.join(unknown)}; use {', '.join(TIERS)}")
     tiers = {tier: r for tier, r in module.params["health"].items() if r}
-    report = host_report(module.params["host"], tiers, datetime.now(timezone.utc))
+    layer = module.params["timetravel"] or {}
+    report = host_report(module.params["host"], tiers, datetime.now(timezone.utc),
+                         timetravel_report(layer["db"], layer.get("tier2") or None) if layer.get("db") else None)
     module.exit_json(changed=False, report=report, table=table(report).splitlines(), prometheus=prometheus(report))
 
 

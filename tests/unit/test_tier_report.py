@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from pgharbor.tiers.report import disagreements, host_report, prometheus, table
+from pgharbor.tiers.report import disagreements, host_report, prometheus, table, timetravel_report
+from pgharbor.timetravel.health import health
+from pgharbor.timetravel.window import BackupSet, RepoState
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
 
@@ -76,3 +78,89 @@ def test_a_sparser_retention_on_another_tier_is_not_a_miss():
     hourly = {**days, "retention": {"hourly": 24}}
     _, missing = disagreements({"tier1": t1, "tier2": hourly}, NOW)
     assert missing == {"tier2": ["db-20261202T090000Z", "db-20261202T100000Z"]}
+
+
+# The time-travel layer, from the layer's own health() over repository states, as the DB host reports it.
+def _layer(drill_result: str = "ok", failed_archiver: bool = False) -> dict:
+    def state(repo: int, wal_age: int) -> RepoState:
+        full = BackupSet(f"20261201-010000F-{repo}", "full", datetime(2026, 12, 1, 1, tzinfo=timezone.utc),
+                         datetime(2026, 12, 1, 1, 5, tzinfo=timezone.utc), 1000, 5000, False)
+        incr = BackupSet(f"20261202-070000I-{repo}", "incr", datetime(2026, 12, 2, 7, tzinfo=timezone.utc),
+                         datetime(2026, 12, 2, 7, 1, tzinfo=timezone.utc), 100, 5000, False)
+        return RepoState(repo, "ok", [full, incr], newest_wal=NOW - timedelta(seconds=wal_age), wal_bytes=50)
+
+    runs = {"drill/repo2": {"started": "2026-12-01T03:30:00+00:00", "seconds": 40.0, "result": drill_result,
+                            "error": "" if drill_result == "ok" else "the past copy lacks marker 7",
+                            "rto_seconds": 31.5},
+            "verify/repo1": {"started": "2026-12-02T03:00:00+00:00", "seconds": 5.0, "result": "ok", "error": ""}}
+    archiver = {"archived_count": 90, "failed_count": 3 if failed_archiver else 0,
+                "last_archived_time": "2026-12-02T11:59:00+00:00",
+                "last_failed_time": "2026-12-02T11:59:30+00:00" if failed_archiver else None,
+                "last_failed_wal": "00000001000000000000005A" if failed_archiver else None}
+    return health([state(1, 30), state(2, 90)], runs, timedelta(minutes=5), NOW, archiver, timedelta(days=35))
+
+
+def samples(text: str) -> dict[str, float]:
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line and not line.startswith("#")}
+
+
+def test_time_travel_per_tier_in_the_report_the_table_and_the_gauges():
+    snapshots = {"snapshots": 12, "oldest": "20261201T020000Z", "newest": "20261202T115500Z",
+                 "newest_age_seconds": 300.0, "problems": [], "healthy": True}
+    layer = timetravel_report(_layer(), snapshots)
+    report = host_report("db1", {"tier1": tier(10, 11)}, NOW, layer)
+    assert report["healthy"] and list(layer["tiers"]) == ["tier1", "tier2", "tier3"]
+    assert layer["tiers"]["tier2"]["window"] == {"oldest": "2026-12-01T02:00:00+00:00",
+                                                 "newest": "2026-12-02T11:55:00+00:00"}
+    lines = table(report)
+    assert "time travel:" in lines and "ok 2026-12-01T03:30:00+00:00 (31.5 s)" in lines
+
+    got = samples(prometheus(report))
+    assert got['pgharbor_timetravel_rpo_seconds{host="db1",tier="tier1"}'] == 30
+    assert got['pgharbor_timetravel_rpo_seconds{host="db1",tier="tier2"}'] == 300
+    assert got['pgharbor_timetravel_rpo_seconds{host="db1",tier="tier3"}'] == 90
+    assert got['pgharbor_timetravel_window_oldest_timestamp_seconds{host="db1",tier="tier1"}'] == \
+        datetime(2026, 12, 1, 1, 5, tzinfo=timezone.utc).timestamp()
+    assert got['pgharbor_timetravel_newest_backup_timestamp_seconds{host="db1",tier="tier3",type="incr"}'] == \
+        datetime(2026, 12, 2, 7, 1, tzinfo=timezone.utc).timestamp()
+    assert 'pgharbor_timetravel_newest_backup_timestamp_seconds{host="db1",tier="tier1",type="diff"}' not in got
+    assert got['pgharbor_timetravel_drill_rto_seconds{host="db1",tier="tier3"}'] == 31.5
+    assert got['pgharbor_timetravel_drill_ok{host="db1",tier="tier3"}'] == 1
+    assert 'pgharbor_timetravel_drill_ok{host="db1",tier="tier1"}' not in got  # never drilled: no sample
+    assert got['pgharbor_timetravel_verify_ok{host="db1",tier="tier1"}'] == 1
+    assert got['pgharbor_timetravel_backups{host="db1",tier="tier2"}'] == 12
+    assert got['pgharbor_timetravel_archiver_failing{host="db1"}'] == 0
+    assert got['pgharbor_timetravel_healthy{host="db1"}'] == 1 and got['pgharbor_backup_healthy{host="db1"}'] == 1
+
+
+def test_a_failed_drill_a_failing_archiver_or_an_old_snapshot_fail_the_report_by_name():
+    stale = {"snapshots": 3, "oldest": "20261201T020000Z", "newest": "20261202T100000Z", "newest_age_seconds": 7200,
+             "problems": ["the newest snapshot is 120 min old, over 20 (backup_server_clients[db1].timetravel."
+                          "max_age_minutes)"], "healthy": False}
+    layer = timetravel_report(_layer("failed", failed_archiver=True), stale)
+    report = host_report("db1", {"tier1": tier(10, 11)}, NOW, layer)
+    assert not report["healthy"]
+    said = " | ".join(report["problems"])
+    assert "time travel: repo2 (tier3): the last time-travel drill failed (2026-12-01T03:30:00+00:00): the past " \
+           "copy lacks marker 7" in said
+    assert "time travel: archive_command is failing: 3 failures" in said
+    assert "time travel tier2: the newest snapshot is 120 min old" in said
+    got = samples(prometheus(report))
+    assert got['pgharbor_timetravel_drill_ok{host="db1",tier="tier3"}'] == 0
+    assert got['pgharbor_timetravel_archiver_failing{host="db1"}'] == 1
+    assert got['pgharbor_timetravel_tier_healthy{host="db1",tier="tier2"}'] == 0
+    assert got['pgharbor_timetravel_healthy{host="db1"}'] == 0 and got['pgharbor_backup_healthy{host="db1"}'] == 0
+
+
+def test_an_overdue_drill_is_a_problem_only_once_one_has_passed():
+    state = RepoState(1, "ok", newest_wal=NOW)
+    old = {"drill/repo1": {"started": "2026-10-01T03:30:00+00:00", "result": "ok", "error": "", "seconds": 1}}
+    said = health([state], old, timedelta(minutes=5), NOW, {}, timedelta(days=35))["problems"]
+    assert any("the last time-travel drill is from 2026-10-01T03:30:00+00:00, more than 35 days ago" in p
+               for p in said)
+    fresh = {"drill/repo1": {**old["drill/repo1"], "started": "2026-11-30T03:30:00+00:00"}}
+    assert not any("drill" in p for p in health([state], fresh, timedelta(minutes=5), NOW, {},
+                                                timedelta(days=35))["problems"])
+    assert not any("drill" in p for p in health([state], {}, timedelta(minutes=5), NOW, {},
+                                                timedelta(days=35))["problems"])

@@ -1,13 +1,16 @@
 """One DB host's backups across the three tiers: whether the tiers agree,
 the recovery point and the last measured recovery time, a readable table and
-Prometheus metrics (node_exporter's textfile collector).
+Prometheus metrics (node_exporter's textfile collector), for both layers.
 
 Input: the per-tier reports of health.py (tier1 from the DB host, tier2 from
-the backup server, tier3 from the bucket), any of which may be missing."""
+the backup server, tier3 from the bucket), any of which may be missing; and,
+where time travel runs, the DB host's `pgharbor-timetravel status --json`
+(repo1 is tier 1, repo2 tier 3) and the backup server's report of its pulled
+snapshots (tier 2)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from ..backup.manifest import parse_utc
 from .retention import Candidate, Policy, PolicyError, decide
@@ -62,7 +65,38 @@ def _should_hold(report: dict, held: dict[str, dict], backup: dict, now: datetim
     return any(d.keep and d.id == backup["id"] for d in decide(candidates, policy, now))
 
 
-def host_report(host: str, reports: dict[str, dict], now: datetime) -> dict:
+def _snapshot_time(name: str | None) -> str | None:
+    """A pulled snapshot's name is its UTC time (tiers/pull.py): 20261209T140503Z."""
+    if not name:
+        return None
+    return datetime.strptime(name, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).isoformat()
+
+
+def timetravel_report(db: dict, tier2: dict | None) -> dict:
+    """The time-travel layer per tier: each repository's backups, restorable window, RPO now (its
+    newest archived WAL's age), last verify and last drill; tier 2's snapshots, whose RPO is the
+    newest snapshot's age and whose window runs at least from the oldest snapshot to the newest."""
+    tiers: dict[str, dict] = {}
+    for r in db.get("repos", []):
+        tiers[r["tier"]] = {"repo": r["repo"], "backups": r["backups"], "bytes": r["bytes"], "newest": r["newest"],
+                            "window": r["window"], "rpo_seconds": r["archive_age_seconds"],
+                            "verify": r.get("verify"), "drill": r.get("drill"), "healthy": not r["problems"]}
+    problems = [f"time travel: {p}" for p in db.get("problems", [])]
+    if tier2:
+        tiers["tier2"] = {"snapshots": tier2["snapshots"], "rpo_seconds": tier2["newest_age_seconds"],
+                          "window": {"oldest": _snapshot_time(tier2["oldest"]),
+                                     "newest": _snapshot_time(tier2["newest"])},
+                          "healthy": tier2["healthy"]}
+        problems += [f"time travel tier2: {p}" for p in tier2["problems"]]
+    archiver = db.get("archiver") or {}
+    return {"tiers": {t: tiers[t] for t in TIERS if t in tiers},
+            "archiver": {k: archiver.get(k) for k in ("archived_count", "failed_count", "last_archived_time",
+                                                      "last_failed_time", "last_failed_wal")},
+            "problems": problems, "healthy": not problems}
+
+
+def host_report(host: str, reports: dict[str, dict], now: datetime, timetravel: dict | None = None) -> dict:
+    """timetravel: None without the time-travel layer, else timetravel_report's."""
     problems, missing = disagreements(reports, now)
     ages = {tier: r["newest_age_seconds"] for tier, r in reports.items() if r.get("newest_age_seconds") is not None}
     offsite = [ages[t] for t in TIERS[1:] if t in ages]
@@ -75,7 +109,9 @@ def host_report(host: str, reports: dict[str, dict], now: datetime) -> dict:
         "rpo_seconds": min(ages.values()) if ages else None,
         "offsite_rpo_seconds": min(offsite) if offsite else None,
         "rto_seconds": rto, "rto_measured": drill.get("started") if rto is not None else None,
-        "missing": missing, "problems": unhealthy + problems, "healthy": not (unhealthy or problems),
+        "missing": missing, "timetravel": timetravel,
+        "problems": unhealthy + problems + (timetravel or {}).get("problems", []),
+        "healthy": not (unhealthy or problems or (timetravel or {}).get("problems")),
     }
 
 
@@ -96,6 +132,13 @@ def table(report: dict) -> str:
                      f"{_age(r['newest_age_seconds']):>8}  {'ok' if r['healthy'] else 'FAILING'}")
     lines.append(f"  RPO now {_age(report['rpo_seconds'])} (off the DB host: {_age(report['offsite_rpo_seconds'])}); "
                  f"last measured RTO {report['rto_seconds'] if report['rto_seconds'] is not None else '-'} s")
+    if report.get("timetravel"):
+        lines.append(f"  time travel: {'tier':6} {'window from':25} {'to':25} {'RPO':>8}  last drill (RTO)")
+        for tier, t in report["timetravel"]["tiers"].items():
+            drill = t.get("drill")
+            drilled = f"{drill['result']} {drill['started']} ({drill.get('rto_seconds')} s)" if drill else "-"
+            lines.append(f"               {tier:6} {t['window']['oldest'] or '-':25} {t['window']['newest'] or '-':25} "
+                         f"{_age(t['rpo_seconds']):>8}  {drilled}")
     lines += [f"  ! {p}" for p in report["problems"]]
     return "\n".join(lines)
 
@@ -108,23 +151,75 @@ METRICS = (
 )
 
 
+def _epoch(iso: str | None) -> float | None:
+    return datetime.fromisoformat(iso).timestamp() if iso else None
+
+
+def _run_ok(run: dict | None) -> int | None:
+    return int(run["result"] == "ok") if run else None
+
+
+TIMETRAVEL_METRICS = (
+    ("pgharbor_timetravel_rpo_seconds", "Age of the newest WAL the tier restores (tier 2: its newest snapshot)",
+     lambda t: t["rpo_seconds"]),
+    ("pgharbor_timetravel_window_oldest_timestamp_seconds", "Oldest time the tier restores to",
+     lambda t: _epoch(t["window"]["oldest"])),
+    ("pgharbor_timetravel_window_newest_timestamp_seconds", "Newest time the tier restores to",
+     lambda t: _epoch(t["window"]["newest"])),
+    ("pgharbor_timetravel_backups", "Backup sets in the repository (tier 2: pulled snapshots)",
+     lambda t: t.get("backups", t.get("snapshots"))),
+    ("pgharbor_timetravel_bytes", "Bytes in the repository", lambda t: t.get("bytes")),
+    ("pgharbor_timetravel_verify_ok", "1 when the last pgbackrest verify found no damage",
+     lambda t: _run_ok(t.get("verify"))),
+    ("pgharbor_timetravel_verify_timestamp_seconds", "Start of the last verify",
+     lambda t: _epoch((t.get("verify") or {}).get("started"))),
+    ("pgharbor_timetravel_drill_ok", "1 when the last time-travel drill passed", lambda t: _run_ok(t.get("drill"))),
+    ("pgharbor_timetravel_drill_timestamp_seconds", "Start of the last time-travel drill",
+     lambda t: _epoch((t.get("drill") or {}).get("started"))),
+    ("pgharbor_timetravel_drill_rto_seconds", "Restore time of the last time-travel drill",
+     lambda t: (t.get("drill") or {}).get("rto_seconds")),
+    ("pgharbor_timetravel_tier_healthy", "1 when the tier's time travel is healthy", lambda t: int(t["healthy"])),
+)
+
+
+def _gauge(out: list[str], name: str, text: str, samples: list[tuple[str, object]]) -> None:
+    """One gauge's HELP, TYPE and samples (labels already rendered); nothing when it has no sample."""
+    samples = [(labels, value) for labels, value in samples if value is not None]
+    if samples:
+        out += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
+        out += [f"{name}{{{labels}}} {value}" for labels, value in samples]
+
+
 def prometheus(report: dict) -> str:
     """Text exposition format for node_exporter's textfile collector."""
     host = report["host"].replace("\\", "\\\\").replace('"', '\\"')
-    out = []
+    out: list[str] = []
+    tiers = [(tier, report["tiers"][tier]) for tier in TIERS if tier in report["tiers"]]
     for name, text, value in METRICS:
-        out += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
-        for tier in TIERS:
-            r = report["tiers"].get(tier)
-            if r is not None and value(r) is not None:
-                out.append(f'{name}{{host="{host}",tier="{tier}"}} {value(r)}')
+        _gauge(out, name, text, [(f'host="{host}",tier="{tier}"', value(r)) for tier, r in tiers])
     for name, text, key in (("pgharbor_backup_rpo_seconds", "Age of the newest backup in any tier", "rpo_seconds"),
                             ("pgharbor_backup_offsite_rpo_seconds", "Age of the newest backup off the DB host",
                              "offsite_rpo_seconds"),
                             ("pgharbor_backup_rto_seconds", "Restore time of the last restore drill", "rto_seconds")):
-        if report[key] is not None:
-            out += [f"# HELP {name} {text}", f"# TYPE {name} gauge", f'{name}{{host="{host}"}} {report[key]}']
-    out += ["# HELP pgharbor_backup_healthy 1 when every tier is healthy and the tiers agree",
-            "# TYPE pgharbor_backup_healthy gauge",
-            f'pgharbor_backup_healthy{{host="{host}"}} {int(report["healthy"])}']
+        _gauge(out, name, text, [(f'host="{host}"', report[key])])
+    _gauge(out, "pgharbor_backup_healthy", "1 when every tier is healthy and the tiers agree",
+           [(f'host="{host}"', int(report["healthy"]))])
+    layer = report.get("timetravel")
+    if layer:
+        tt = list(layer["tiers"].items())
+        for name, text, value in TIMETRAVEL_METRICS:
+            _gauge(out, name, text, [(f'host="{host}",tier="{tier}"', value(t)) for tier, t in tt])
+        _gauge(out, "pgharbor_timetravel_newest_backup_timestamp_seconds",
+               "End of the newest backup of each type in the repository",
+               [(f'host="{host}",tier="{tier}",type="{kind}"', _epoch(b["stop"]))
+                for tier, t in tt for kind, b in (t.get("newest") or {}).items() if b])
+        archiver = layer["archiver"]
+        failing = archiver["last_failed_time"] is not None and (
+            archiver["last_archived_time"] is None or archiver["last_failed_time"] > archiver["last_archived_time"])
+        _gauge(out, "pgharbor_timetravel_archiver_failed_count", "pg_stat_archiver's failed_count",
+               [(f'host="{host}"', archiver["failed_count"])])
+        _gauge(out, "pgharbor_timetravel_archiver_failing", "1 when archive_command failed since its last success",
+               [(f'host="{host}"', int(failing))])
+        _gauge(out, "pgharbor_timetravel_healthy", "1 when every tier of the time-travel layer is healthy",
+               [(f'host="{host}"', int(layer["healthy"]))])
     return "\n".join(out) + "\n"

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import testinfra
+from dbhost import archived, psql
 
 DB = testinfra.get_host("podman://bs-db")
 BACKUP = testinfra.get_host("podman://bs-backup")
@@ -112,6 +113,8 @@ def test_timer_backup_reaches_all_three_tiers():
 
 def test_status_playbook_shows_three_healthy_tiers(run_playbook, tmp_path):
     wait_for(lambda: sorted(set(tier1()) & set(tier2()) & set(tier3())))
+    psql("SELECT pg_create_restore_point('status')", "postgres")  # WAL to archive: time travel's RPO is fresh
+    archived()
     s3_address = S3.run("hostname -I").stdout.split()[0]
     status = run_playbook("../../playbooks/status.yml", extra_vars={
         "status_s3_endpoint_url": f"http://{s3_address}:9000", "backup_reader_s3_access_key_id": "x",
@@ -123,6 +126,16 @@ def test_status_playbook_shows_three_healthy_tiers(run_playbook, tmp_path):
     assert set(report["tiers"]) == {"tier1", "tier2", "tier3"} and report["healthy"]
     metrics = DB.file("/tmp/pgharbor_backup.prom").content_string
     assert 'pgharbor_backup_tier_healthy{host="bs-db",tier="tier2"} 1' in metrics
+    # Time travel in the same report and textfile: repo1, the pulled snapshots, repo2.
+    layer = report["timetravel"]
+    assert list(layer["tiers"]) == ["tier1", "tier2", "tier3"] and layer["healthy"]
+    assert layer["tiers"]["tier2"]["snapshots"] >= 1 and layer["tiers"]["tier3"]["newest"]["full"]
+    assert "time travel:" in status.stdout
+    for tier in ("tier1", "tier2", "tier3"):
+        assert f'pgharbor_timetravel_tier_healthy{{host="bs-db",tier="{tier}"}} 1' in metrics
+        rpo = [line for line in metrics.splitlines()
+               if line.startswith(f'pgharbor_timetravel_rpo_seconds{{host="bs-db",tier="{tier}"}}')]
+        assert len(rpo) == 1 and float(rpo[0].split()[-1]) == layer["tiers"][tier]["rpo_seconds"]
 
 
 def ship_as_db_host(args: str):

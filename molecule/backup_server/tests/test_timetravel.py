@@ -11,25 +11,10 @@ import shlex
 import time
 
 import testinfra
+from dbhost import DB, archived, psql
 
-DB = testinfra.get_host("podman://bs-db")
 CONF = "/etc/pgbackrest/pgbackrest.conf"
 PAST = "/var/lib/postgresql/pgharbor-past"
-
-
-def psql(sql: str, db: str = "appdb") -> str:
-    result = DB.run(f"runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d {db} -c {shlex.quote(sql)}")
-    assert result.rc == 0, result.stderr
-    return result.stdout.strip()
-
-
-def archived() -> None:
-    """Every change so far is in the archive: a WAL switch, waited for."""
-    segment = psql("SELECT pg_walfile_name(pg_switch_wal())", "postgres")
-    deadline = time.monotonic() + 120
-    while psql(f"SELECT last_archived_wal >= '{segment}' FROM pg_stat_archiver", "postgres") != "t":
-        assert time.monotonic() < deadline, psql("SELECT * FROM pg_stat_archiver", "postgres")
-        time.sleep(1)
 
 
 def status() -> dict:
@@ -103,6 +88,21 @@ def test_verify_finds_a_damaged_file_though_pgbackrest_exits_0():
         assert damaged.rc == 1 and "checksum invalid" in damaged.stdout
     finally:
         DB.run_test(f"cp -p /root/bundle.good {bundle}")
+
+
+def test_the_drill_takes_each_repository_in_turn_and_status_shows_its_rto():
+    assert DB.run("systemctl is-enabled pgharbor-timetravel-drill.timer").rc == 0
+    for _ in ("repo1", "repo2"):  # the rotation: each run takes the repository after the last drilled
+        run = DB.run("systemctl start pgharbor-timetravel-drill.service")
+        assert run.rc == 0, DB.run("journalctl -u pgharbor-timetravel-drill.service -n 20 --no-pager").stdout
+    report = status()
+    drills = {r["tier"]: r["drill"] for r in report["repos"]}
+    assert set(drills) == {"tier1", "tier3"}
+    assert all(d and d["result"] == "ok" and d["rto_seconds"] > 0 for d in drills.values()), drills
+    assert not DB.file("/var/lib/postgresql/pgharbor-drill").exists
+    # Each drill left its two markers in the maintenance database, and nothing in the application's.
+    assert int(psql("SELECT count(*) FROM pgharbor_drill.marker", "postgres")) >= 4
+    assert psql("SELECT to_regclass('pgharbor_drill.marker')") == ""
 
 
 BACKUP = testinfra.get_host("podman://bs-backup")
