@@ -117,9 +117,10 @@ import os
 import psycopg
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgharbor.backup.keys import secret_keyring
-from ansible.module_utils.pgharbor.backup.swap import restore_new, swap, undo
+from ansible.module_utils.pgharbor.backup.swap import restore_new
 from ansible.module_utils.pgharbor.errors import PgharborError
 from ansible.module_utils.pgharbor.pg.conninfo import connection_options, conninfo
+from ansible.module_utils.pgharbor.pg.swap import swap, undo
 from ansible.module_utils.pgharbor.tiers.fetch import fetched
 from ansible.module_utils.pgharbor.tiers.options import backup_directory, backup_source_options, backup_sources
 

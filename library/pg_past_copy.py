@@ -17,7 +17,15 @@ description:
   - "C(state=extracted): copies rows of O(table) (those O(where) picks) from the past copy into the live O(database),
     in one transaction: with O(mode=missing) the rows whose primary key the live table lacks; with O(mode=side) every
     chosen row into a new table in O(side_schema)."
-  - "C(state=absent): stops the past copy and removes its directory."
+  - "C(state=swapped): the past becomes live. O(database) is loaded from the past copy into a new database
+    C(<database>_past) beside the live one (pg_dump piped into pg_restore, owners and grants as they were), which then
+    takes the live name; the live database is kept as C(<database>_before_restore_<UTC time>). Sessions are
+    disconnected only for the two renames. The live cluster goes on archiving on its own timeline. What was swapped
+    is recorded in O(state_file) first; a second run changes nothing."
+  - "C(state=undone): the database the swap replaced takes the live name again; the past one is kept as
+    C(<database>_undone_<UTC time>). Without a recorded swap nothing changes."
+  - "C(state=absent): stops the past copy and removes its directory. A swap stays as it is (its database lives in
+    the live cluster)."
   - A target outside every repository's window is refused, naming each window; so is a directory without room for
     the copy.
   - In check mode, reports what would be done without doing it.
@@ -28,7 +36,7 @@ options:
   state:
     description: What to do.
     type: str
-    choices: [present, extracted, absent]
+    choices: [present, extracted, swapped, undone, absent]
     default: present
   time:
     description: The time to restore to, ISO 8601 with its time zone (C(2026-12-04 10:03:00+00:00)), or C(latest)
@@ -75,6 +83,10 @@ options:
     description: The schema O(mode=side) creates its table in.
     type: str
     default: pgharbor_past
+  state_file:
+    description: Where a swap is recorded, for O(state=undone) and for the second run of O(state=swapped).
+    type: path
+    default: /var/lib/pgharbor/timetravel/swap.json
   server:
     description: libpq connection string of a superuser on the live server (its Unix socket).
     type: str
@@ -105,6 +117,19 @@ EXAMPLES = r"""
   become: true
   become_user: postgres
 
+- name: The past becomes live (the live database is kept beside it)
+  pg_past_copy:
+    state: swapped
+    database: buffer
+  become: true
+  become_user: postgres
+
+- name: Undo the swap
+  pg_past_copy:
+    state: undone
+  become: true
+  become_user: postgres
+
 - name: Drop the past copy
   pg_past_copy:
     state: absent
@@ -127,6 +152,13 @@ preview:
   sample: {tables: [{table: buffer.orders, past: 1200, live: 1195, difference: -5}],
            rows: {table: buffer.orders, key: [id], only_past: ["50", "51"], only_live: [], changed: ["60"],
                   counts: {only_past: 2, only_live: 0, changed: 1, same: 1197}}}
+swap:
+  description: What the swap or its undo did.
+  returned: state=swapped or undone, when a swap is recorded, not in check mode
+  type: dict
+  sample: {live: buffer, previous: buffer_before_restore_20261204T112040Z, restored: buffer_past,
+           backup: "past copy of 2026-12-04 10:03:00.000000 UTC", swapped: "2026-12-04T11:20:40Z",
+           disconnected_seconds: 0.041, loaded_seconds: 12.3}
 extracted:
   description: The rows copied back.
   returned: state=extracted, not in check mode
@@ -134,6 +166,7 @@ extracted:
   sample: {table: buffer.orders, mode: missing, into: buffer.orders, read: 21, inserted: 5, skipped: 16}
 """
 
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -143,10 +176,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgharbor.errors import PgharborError
 from ansible.module_utils.pgharbor.pg import session
 from ansible.module_utils.pgharbor.pg.conninfo import connection_options, conninfo
+from ansible.module_utils.pgharbor.pg.swap import swap, undo
 from ansible.module_utils.pgharbor.timetravel.extract import MODES, extract
 from ansible.module_utils.pgharbor.timetravel.options import engine_from, timetravel_options
 from ansible.module_utils.pgharbor.timetravel.pastcopy import PastCopy, PastCopyError, Target, existing, restore_past
 from ansible.module_utils.pgharbor.timetravel.preview import row_diff, table_counts
+from ansible.module_utils.pgharbor.timetravel.swap import UNDO_WITH, load_past, loaded_name
 from ansible.module_utils.pgharbor.timetravel.window import repo_states
 from psycopg.conninfo import make_conninfo
 
@@ -203,11 +238,33 @@ def present(module: AnsibleModule, target: Target) -> None:
     module.exit_json(**result)
 
 
+def running(copy: PastCopy | None, directory: str) -> PastCopy:
+    if copy is None or copy.state() not in ("paused", "promoted"):
+        raise PastCopyError(f"no running past copy in {directory}: restore one first (state present)")
+    return copy
+
+
+def swapped(module: AnsibleModule, copy: PastCopy | None) -> None:
+    p = module.params
+    state_file = Path(p["state_file"])
+    admin = conninfo(p, "server")
+    recorded = json.loads(state_file.read_text()) if state_file.exists() else None
+    if recorded and recorded.get("live") == p["database"] and recorded.get("restored") == loaded_name(p["database"]):
+        module.exit_json(changed=False, swap=recorded)  # swapped before: nothing to load again
+    copy = running(copy, p["directory"])
+    if module.check_mode:
+        module.exit_json(changed=True, copy=describe(copy))
+    name, _, seconds = load_past(copy, admin, p["database"])
+    done = swap(admin, p["database"], name, state_file, undo_with=UNDO_WITH)
+    module.exit_json(changed=True, swap={**done, "loaded_seconds": seconds}, copy=describe(copy))
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             **timetravel_options(),
-            "state": {"type": "str", "choices": ["present", "extracted", "absent"], "default": "present"},
+            "state": {"type": "str", "choices": ["present", "extracted", "swapped", "undone", "absent"],
+                      "default": "present"},
             "time": {"type": "str", "default": "latest"},
             "restore_point": {"type": "str"},
             "repo": {"type": "int"},
@@ -219,23 +276,30 @@ def main() -> None:
             "where": {"type": "str"},
             "mode": {"type": "str", "choices": list(MODES), "default": "missing"},
             "side_schema": {"type": "str", "default": "pgharbor_past"},
+            "state_file": {"type": "path", "default": "/var/lib/pgharbor/timetravel/swap.json"},
             **connection_options("server", default="host=/var/run/postgresql dbname=postgres user=postgres"),
         },
         supports_check_mode=True,
-        required_if=[("state", "extracted", ["database", "table"])],
+        required_if=[("state", "extracted", ["database", "table"]), ("state", "swapped", ["database"])],
         required_by={"repo_path": "repo"},
     )
     p = module.params
     try:
         if p["state"] == "present":
             present(module, Target.parse(None if p["restore_point"] else p["time"], p["restore_point"]))
+        if p["state"] == "undone":
+            if module.check_mode:
+                module.exit_json(changed=Path(p["state_file"]).exists())
+            done = undo(conninfo(p, "server"), p["state_file"])
+            module.exit_json(changed=done.pop("changed"), swap=done)
         copy = existing(Path(p["directory"]))
+        if p["state"] == "swapped":
+            swapped(module, copy)
         if p["state"] == "absent":
             if copy is not None and not module.check_mode:
                 copy.drop()
             module.exit_json(changed=copy is not None)
-        if copy is None or copy.state() not in ("paused", "promoted"):
-            raise PastCopyError(f"no running past copy in {p['directory']}: restore one first (state present)")
+        copy = running(copy, p["directory"])
         if module.check_mode:
             module.exit_json(changed=True, copy=describe(copy))
         with session.connect(copy.conninfo(p["database"])) as past, \

@@ -13,11 +13,12 @@ from backuptest import DBNAME, cli, counts, keyring_with, settings, write_config
 
 from pgharbor.backup.keys import secret_keyring
 from pgharbor.backup.manifest import PARTIAL_SUFFIX, Manifest
-from pgharbor.backup.restore import create_database, restore_into
+from pgharbor.backup.restore import restore_into
 from pgharbor.backup.store import Store
 from pgharbor.backup.take import take_backup
 from pgharbor.backup.verify import verify
 from pgharbor.migration.compare import compare
+from pgharbor.pg.databases import create_database
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pgharbor.backup.pipeline import Pipeline, PipelineError, Stage
+from pgharbor.common.pipeline import Pipeline, PipelineError, Stage
 
 
 def test_output_reaches_the_sink():

@@ -12,8 +12,9 @@ from psycopg import sql
 from pgharbor.backup.keys import secret_keyring
 from pgharbor.backup.restore import RestoreError
 from pgharbor.backup.store import Store
-from pgharbor.backup.swap import restore_new, swap, undo
+from pgharbor.backup.swap import restore_new
 from pgharbor.backup.take import take_backup
+from pgharbor.pg.swap import SwapError, swap, undo
 
 LIVE = "shop"
 
@@ -88,7 +89,7 @@ def test_refusals(pg_server, backup_keys, shop, tmp_path):
     with secret_keyring(backup_keys.escrow.secret) as keyring:
         with pytest.raises(RestoreError, match="shop_other exists and is not a complete restore"):
             restore_new(shop, keyring, admin, LIVE, "shop_other")
-    with pytest.raises(RestoreError, match="shop_other is not a complete pgharbor restore"):
+    with pytest.raises(SwapError, match="shop_other is not a complete pgharbor restore"):
         swap(admin, LIVE, "shop_other", tmp_path / "state.json")
     # a damaged backup never becomes a database
     data = bytearray(shop.artefact.read_bytes())

@@ -26,6 +26,7 @@ from timetravel import PASSPHRASE, STANZA, render_config, start_archiving
 from pgharbor.cli import pgharbor_timetravel
 from pgharbor.errors import PgharborError
 from pgharbor.pg import session
+from pgharbor.pg.swap import swap, undo
 from pgharbor.tiers.pull import PullError, prune, pull, snapshots
 from pgharbor.tiers.retention import Policy
 from pgharbor.tiers.ssh import SshTarget
@@ -35,6 +36,7 @@ from pgharbor.timetravel.extract import ExtractError, extract
 from pgharbor.timetravel.health import RunLog, health
 from pgharbor.timetravel.pastcopy import PastCopy, PastCopyError, Target, restore_past
 from pgharbor.timetravel.preview import row_diff, table_counts
+from pgharbor.timetravel.swap import UNDO_WITH, load_past
 from pgharbor.timetravel.verify import verify
 from pgharbor.timetravel.window import WindowError, repo_states
 
@@ -519,3 +521,61 @@ def test_the_marker_check_fails_on_a_missing_a_later_or_an_unexpected_marker(arc
     with pytest.raises(PgharborError, match=rf"holds markers \[{second}\] differently"):
         check_markers(conninfo, first, second + 1, held - {second})
     assert check_markers(conninfo, first, second + 1, held) == len(held)
+
+
+def test_the_past_database_swaps_in_the_live_one_is_kept_and_undo_puts_it_back(archiving, past, tmp_path):
+    admin = archiving.server.conninfo()
+    with archiving.connect() as conn:
+        conn.execute("CREATE DATABASE swapdb")
+    try:
+        with archiving.connect("swapdb") as conn:
+            conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
+            conn.execute("INSERT INTO t SELECT generate_series(1, 20)")
+        moment = archiving.server_now()
+        time.sleep(1.1)
+        with archiving.connect("swapdb") as conn:
+            conn.execute("DELETE FROM t WHERE id <= 5")
+        archiving.archived()
+        copy = past(Target("time", moment))
+        name, loaded, _ = load_past(copy, admin, "swapdb")
+        assert (name, loaded) == ("swapdb_past", True)
+        assert load_past(copy, admin, "swapdb")[1] is False  # a complete load is kept
+
+        state = tmp_path / "swap.json"
+        done = swap(admin, "swapdb", name, state, undo_with=UNDO_WITH)
+        assert done["changed"] and done["previous"].startswith("swapdb_before_restore_")
+        assert orders_of(archiving, "swapdb") == set(range(1, 21))  # the past is live
+        assert orders_of(archiving, done["previous"]) == set(range(6, 21))  # what was live is kept
+        with pytest.raises(PgharborError, match="undo it first \\(time_travel.yml with -e time_travel_action=undo\\)"):
+            swap(admin, "swapdb", "other", state, undo_with=UNDO_WITH)
+
+        undone = undo(admin, state)
+        assert orders_of(archiving, "swapdb") == set(range(6, 21))
+        assert orders_of(archiving, undone["kept"]) == set(range(1, 21))
+        assert not state.exists()
+    finally:
+        with archiving.connect() as conn:
+            for (db,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'swapdb%'").fetchall():
+                conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
+
+
+def test_a_failed_load_leaves_no_database_and_a_missing_live_one_is_named(archiving, past):
+    admin = archiving.server.conninfo()
+    copy = past(Target.parse("latest"))
+    with pytest.raises(PgharborError, match="database nosuchdb does not exist on the live server"):
+        load_past(copy, admin, "nosuchdb")
+    with archiving.connect() as conn:
+        conn.execute("CREATE DATABASE onlylive")  # live has it, the past copy does not: pg_dump fails
+    try:
+        with pytest.raises(PgharborError, match="loading onlylive from the past copy of .* failed \\(dropped\\)"):
+            load_past(copy, admin, "onlylive")
+        with archiving.connect() as conn:
+            assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = 'onlylive_past'").fetchone()[0] == 0
+    finally:
+        with archiving.connect() as conn:
+            conn.execute("DROP DATABASE onlylive")
+
+
+def orders_of(archiving, database: str) -> set[int]:
+    with archiving.connect(database) as conn:
+        return {r[0] for r in conn.execute("SELECT id FROM t")}

@@ -11,15 +11,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
-
+from ..common.pipeline import Pipeline, PipelineError, Stage
 from ..errors import PgharborError
 from ..pg.conninfo import libpq_env
 from ..pg.sections import pg_bindir
 from .keys import SecretKeyring
-from .pipeline import Pipeline, PipelineError, Stage
 from .store import Backup
 
 
@@ -71,25 +67,6 @@ def check_readable(backup: Backup, keyring: SecretKeyring) -> None:
     pg_restore writes the SQL of every entry, data included, so it reads the
     stream to its end (--list alone reads only the table of contents)."""
     _run(backup, keyring, Stage("pg_restore", [str(pg_bindir() / "pg_restore"), "--file=/dev/null"]))
-
-
-def database_conninfo(conninfo: str, dbname: str) -> str:
-    return make_conninfo(conninfo, dbname=dbname)
-
-
-def create_database(admin_conninfo: str, name: str, owner: str | None = None) -> None:
-    """An empty database for a restore: from template0, so that nothing
-    added to template1 collides with what the dump creates."""
-    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-        query = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
-        if owner:
-            query += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
-        conn.execute(query)
-
-
-def drop_database(admin_conninfo: str, name: str) -> None:
-    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def restore_into(backup: Backup, keyring: SecretKeyring, conninfo: str, *, keep_owners: bool) -> None:

@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from .. import __version__
+from ..common.pipeline import Pipeline, PipelineError, Stage
 from ..errors import PgharborError
 from ..pg import catalog
 from ..pg.conninfo import libpq_env
@@ -34,7 +35,6 @@ from ..pg.sections import SchemaError, pg_bindir
 from ..pg.session import exported_snapshot
 from .keys import KeyProblem, check_recipients, encrypt_argv
 from .manifest import Manifest, TableEntry, backup_id, now_text, utc_text
-from .pipeline import Pipeline, PipelineError, Stage
 from .store import Store, StoreError
 
 Progress = Callable[[int], None]

@@ -23,6 +23,7 @@ from ..common.settings import ConfigError
 from ..errors import PgharborError
 from ..pg.amcheck import AmcheckError, amcheck
 from ..pg.catalog import large_object_count
+from ..pg.databases import create_database, database_conninfo, drop_database
 from ..pg.session import connect
 from .keys import SecretKeyring, secret_keyring
 from .manifest import TableEntry, now_text
@@ -30,9 +31,6 @@ from .restore import (
     RestoreError,
     check_checksum,
     check_readable,
-    create_database,
-    database_conninfo,
-    drop_database,
     restore_into,
 )
 from .store import Backup, reading

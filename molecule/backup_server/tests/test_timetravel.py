@@ -1,8 +1,10 @@
 """The time-travel layer on the DB host: pgBackRest archives every WAL
 segment to repo1 on the host's disk and to repo2 in a locked bucket over
 HTTPS; time_travel.yml restores the cluster as it was before a DELETE beside
-the live one, shows what differs, copies the deleted rows back and drops the
-copy; verify finds a damaged file though pgBackRest itself exits 0."""
+the live one, shows what differs, copies the deleted rows back, swaps the
+past database in and undoes it, and drops the copy; verify finds a damaged
+file though pgBackRest itself exits 0; the drill takes each repository in
+turn."""
 
 from __future__ import annotations
 
@@ -68,6 +70,25 @@ def test_time_travel_brings_deleted_rows_back(run_playbook):
     assert extract.returncode == 0, extract.stdout
     assert "10 of 10 rows of app.customers copied into app.customers" in extract.stdout
     assert psql("SELECT count(*) FROM app.customers") == before
+
+    # The past becomes live: rows deleted now come back with the swap, and go again with its undo.
+    psql("DELETE FROM app.customers WHERE id > 490")
+    swap = run_playbook("../../playbooks/time_travel.yml", "-l", "bs-db",
+                        extra_vars={**common, "time_travel_action": "swap"})
+    assert swap.returncode == 0, swap.stdout
+    assert "appdb is now the past copy of" in " ".join(swap.stdout.split())
+    assert psql("SELECT count(*) FROM app.customers") == before
+    [kept] = psql("SELECT datname FROM pg_database WHERE datname LIKE 'appdb_before_restore_%'", "postgres").split()
+    assert psql("SELECT count(*) FROM app.customers", kept) == str(int(before) - 10)
+    again = run_playbook("../../playbooks/time_travel.yml", "-l", "bs-db",
+                         extra_vars={**common, "time_travel_action": "swap"})
+    assert again.returncode == 0 and "bs-db" in again.stdout and "changed=0" in again.stdout, again.stdout
+    undo = run_playbook("../../playbooks/time_travel.yml", "-l", "bs-db", extra_vars={"time_travel_action": "undo"})
+    assert undo.returncode == 0, undo.stdout
+    assert psql("SELECT count(*) FROM app.customers") == str(int(before) - 10)
+    psql("INSERT INTO app.customers SELECT i, 'customer ' || i FROM generate_series(491, 500) i")
+    for db in psql("SELECT datname FROM pg_database WHERE datname LIKE 'appdb_%'", "postgres").split():
+        psql(f'DROP DATABASE "{db}"', "postgres")
 
     discard = run_playbook("../../playbooks/time_travel.yml", "-l", "bs-db",
                            extra_vars={"time_travel_action": "discard"})
