@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from pathlib import Path
 
 import testinfra
 from dbhost import DB, archived, psql
@@ -176,3 +177,40 @@ def test_the_db_host_can_neither_reach_nor_delete_the_pulled_snapshots():
     assert DB.run("grep -rl 'PRIVATE KEY' /etc/pgharbor /var/lib/postgresql /root 2>/dev/null").stdout.split() == \
         ["/etc/pgharbor/tier2/id"]
     assert BACKUP.run(f"find {SNAPSHOTS} | sort").stdout == before
+
+
+def test_a_commit_reaches_every_tier_and_restores_from_each(run_playbook):
+    """The RPO measured: one row committed (no forced segment switch: archive_timeout closes
+    the segment), timed until it is archived to repo1 and repo2 (archive-push returns once both
+    have it) and until a pull has it on the backup server; then a restore from each repository
+    holds it. The figures go to reports/rpo-molecule.json (not asserted: speed is measured)."""
+    psql("CREATE TABLE IF NOT EXISTS public.rpo (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())")
+    begin = time.monotonic()
+    segment = psql("INSERT INTO public.rpo (id) SELECT coalesce(max(id), 0) + 1 FROM public.rpo; "
+                   "SELECT pg_walfile_name(pg_current_wal_lsn())")
+    rows = psql("SELECT count(*) FROM public.rpo")
+    while psql(f"SELECT last_archived_wal >= '{segment}' FROM pg_stat_archiver", "postgres") != "t":
+        assert time.monotonic() - begin < 300, psql("SELECT * FROM pg_stat_archiver", "postgres")
+        time.sleep(1)
+    archived = time.monotonic() - begin
+    pulled_at = time.monotonic()
+    newest = pull_now()["newest"]
+    pull_seconds = time.monotonic() - pulled_at
+    assert BACKUP.run(f"find {SNAPSHOTS}/{newest}/archive -name '{segment}-*'").stdout.strip()
+
+    for repo in (1, 2):
+        shown = run_playbook("../../playbooks/time_travel.yml", "-l", "bs-db", extra_vars={
+            "time_travel_repo": repo, "time_travel_database": "appdb"})
+        assert shown.returncode == 0, shown.stdout
+        assert f"public.rpo: {rows} rows then, {rows} now" in " ".join(shown.stdout.split()), shown.stdout
+        dropped = run_playbook("../../playbooks/time_travel.yml", "-l", "bs-db",
+                               extra_vars={"time_travel_action": "discard"})
+        assert dropped.returncode == 0, dropped.stdout
+    report = Path(__file__).resolve().parents[3] / "reports" / "rpo-molecule.json"
+    report.parent.mkdir(exist_ok=True)
+    report.write_text(json.dumps({
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "tier1_and_tier3_seconds": round(archived, 1),
+        "tier2_pull_seconds": round(pull_seconds, 1),
+        "tier2_at_most_seconds": round(archived + 300 + pull_seconds, 1),  # the pull timer: every 5 min
+    }, indent=2) + "\n")
