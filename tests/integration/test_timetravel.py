@@ -33,7 +33,7 @@ from pgharbor.tiers.ssh import SshTarget
 from pgharbor.timetravel.drill import check_markers, drill, log_drill, write_markers
 from pgharbor.timetravel.engine import Pgbackrest
 from pgharbor.timetravel.extract import ExtractError, extract
-from pgharbor.timetravel.health import RunLog, health
+from pgharbor.timetravel.health import RunLog, archiver_state, health
 from pgharbor.timetravel.pastcopy import PastCopy, PastCopyError, Target, restore_past
 from pgharbor.timetravel.preview import row_diff, table_counts
 from pgharbor.timetravel.swap import UNDO_WITH, load_past
@@ -313,9 +313,14 @@ def test_s3_down_while_writes_go_on_loses_nothing_and_archiving_catches_up(behin
         assert conn.execute("SELECT coalesce(last_archived_wal, '') < %s FROM pg_stat_archiver",
                             (last,)).fetchone()[0]
         assert last in {r[0] for r in conn.execute("SELECT name FROM pg_ls_waldir()")}
+    # What status reports of it: the segments waiting, pg_wal's size, the room left for it.
+    waiting = archiver_state(arch.server.conninfo())
+    assert waiting["ready_segments"] >= 1 and waiting["wal_bytes"] >= waiting["ready_segments"] << 24
+    assert waiting["wal_free_bytes"] > 0
 
     proxy.restore()
     arch.archived(timeout=300)
+    assert archiver_state(arch.server.conninfo())["ready_segments"] == 0
 
     # Every write reached the bucket: a copy from repo2 alone has all of them.
     copy = past(Target.parse("latest"), 2, of=arch)

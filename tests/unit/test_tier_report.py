@@ -96,7 +96,8 @@ def _layer(drill_result: str = "ok", failed_archiver: bool = False) -> dict:
     archiver = {"archived_count": 90, "failed_count": 3 if failed_archiver else 0,
                 "last_archived_time": "2026-12-02T11:59:00+00:00",
                 "last_failed_time": "2026-12-02T11:59:30+00:00" if failed_archiver else None,
-                "last_failed_wal": "00000001000000000000005A" if failed_archiver else None}
+                "last_failed_wal": "00000001000000000000005A" if failed_archiver else None,
+                "ready_segments": 40 if failed_archiver else 0, "wal_bytes": 41 << 24, "wal_free_bytes": 900 << 20}
     return health([state(1, 30), state(2, 90)], runs, timedelta(minutes=5), NOW, archiver, timedelta(days=35))
 
 
@@ -145,10 +146,14 @@ def test_a_failed_drill_a_failing_archiver_or_an_old_snapshot_fail_the_report_by
     assert "time travel: repo2 (tier3): the last time-travel drill failed (2026-12-01T03:30:00+00:00): the past " \
            "copy lacks marker 7" in said
     assert "time travel: archive_command is failing: 3 failures" in said
+    assert "(40 segments wait, pg_wal holds 656 MiB and its filesystem has 900 MiB free: when it fills, " \
+           "PostgreSQL stops)" in said
     assert "time travel tier2: the newest snapshot is 120 min old" in said
     got = samples(prometheus(report))
     assert got['pgharbor_timetravel_drill_ok{host="db1",tier="tier3"}'] == 0
     assert got['pgharbor_timetravel_archiver_failing{host="db1"}'] == 1
+    assert got['pgharbor_timetravel_ready_segments{host="db1"}'] == 40
+    assert got['pgharbor_timetravel_wal_free_bytes{host="db1"}'] == 900 << 20
     assert got['pgharbor_timetravel_tier_healthy{host="db1",tier="tier2"}'] == 0
     assert got['pgharbor_timetravel_healthy{host="db1"}'] == 0 and got['pgharbor_backup_healthy{host="db1"}'] == 0
 

@@ -21,12 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg
-
 from ..common.settings import TIMETRAVEL_CONFIG
 from ..timetravel.drill import drill, log_drill, next_repo
 from ..timetravel.engine import Pgbackrest, PgbackrestError
-from ..timetravel.health import BACKUP_TYPES, RunLog, health
+from ..timetravel.health import BACKUP_TYPES, RunLog, archiver_state, health
 from ..timetravel.pastcopy import Target
 from ..timetravel.verify import verify
 from ..timetravel.window import repo_states
@@ -66,23 +64,12 @@ def cmd_backup(config: dict, args: argparse.Namespace) -> int:
     return 0
 
 
-def _archiver(config: dict) -> dict:
-    try:
-        with psycopg.connect(config["db"], connect_timeout=10) as conn:
-            cur = conn.execute("SELECT * FROM pg_stat_archiver")
-            row = cur.fetchone()
-            return {d.name: (v.isoformat() if isinstance(v, dt.datetime) else v)
-                    for d, v in zip(cur.description, row, strict=True)}
-    except psycopg.Error as exc:
-        return {"error": f"cannot read pg_stat_archiver: {exc}".strip()}
-
-
 def cmd_status(config: dict, args: argparse.Namespace) -> int:
     engine = _engine(config)
     drill_days = config.get("drill_max_age_days")
     report = health(repo_states(engine), RunLog(Path(config["run_log"])).read(),
                     dt.timedelta(minutes=float(config.get("max_archive_age_minutes", 5))),
-                    dt.datetime.now(dt.timezone.utc), _archiver(config),
+                    dt.datetime.now(dt.timezone.utc), archiver_state(config["db"]),
                     dt.timedelta(days=float(drill_days)) if drill_days else None)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))

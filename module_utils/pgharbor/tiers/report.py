@@ -91,7 +91,8 @@ def timetravel_report(db: dict, tier2: dict | None) -> dict:
     archiver = db.get("archiver") or {}
     return {"tiers": {t: tiers[t] for t in TIERS if t in tiers},
             "archiver": {k: archiver.get(k) for k in ("archived_count", "failed_count", "last_archived_time",
-                                                      "last_failed_time", "last_failed_wal")},
+                                                      "last_failed_time", "last_failed_wal", "ready_segments",
+                                                      "wal_bytes", "wal_free_bytes")},
             "problems": problems, "healthy": not problems}
 
 
@@ -220,6 +221,10 @@ def prometheus(report: dict) -> str:
                [(f'host="{host}"', archiver["failed_count"])])
         _gauge(out, "pgharbor_timetravel_archiver_failing", "1 when archive_command failed since its last success",
                [(f'host="{host}"', int(failing))])
+        for key, text in (("ready_segments", "Finished WAL segments waiting to be archived"),
+                          ("wal_bytes", "Bytes in pg_wal"),
+                          ("wal_free_bytes", "Free bytes on pg_wal's filesystem")):
+            _gauge(out, f"pgharbor_timetravel_{key}", text, [(f'host="{host}"', archiver[key])])
         _gauge(out, "pgharbor_timetravel_healthy", "1 when every tier of the time-travel layer is healthy",
                [(f'host="{host}"', int(layer["healthy"]))])
     return "\n".join(out) + "\n"

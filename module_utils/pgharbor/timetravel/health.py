@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from ..common.atomicfile import replace_file
 from .window import RepoState
@@ -95,14 +98,38 @@ def repo_report(state: RepoState, runs: dict[str, dict[str, Any]], max_archive_a
     }
 
 
+def archiver_state(db: str) -> dict[str, Any]:
+    """pg_stat_archiver's row, and what waits: the finished segments not archived yet (.ready),
+    pg_wal's bytes and the free bytes of its filesystem, which a stuck archiver fills."""
+    try:
+        with psycopg.connect(db, connect_timeout=10) as conn:
+            cur = conn.execute(
+                "SELECT a.*, (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready') AS "
+                "ready_segments, (SELECT coalesce(sum(size), 0)::bigint FROM pg_ls_waldir()) AS wal_bytes, "
+                "current_setting('data_directory') AS data_directory FROM pg_stat_archiver a")
+            row = dict(zip([d.name for d in cur.description], cur.fetchone(), strict=True))
+    except psycopg.Error as exc:
+        return {"error": f"cannot read pg_stat_archiver: {exc}".strip()}
+    try:
+        row["wal_free_bytes"] = shutil.disk_usage(Path(row.pop("data_directory")) / "pg_wal").free
+    except OSError:
+        row["wal_free_bytes"] = None  # pg_wal is not readable by this user: the figure is left out
+    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()}
+
+
 def archiver_problems(archiver: dict[str, Any]) -> list[str]:
     """pg_stat_archiver's row: a failure newer than the last success is a problem."""
     problems: list[str] = []
     failed, archived = archiver.get("last_failed_time"), archiver.get("last_archived_time")
     if failed and (archived is None or failed > archived):
+        waiting = ""
+        if archiver.get("ready_segments") is not None and archiver.get("wal_free_bytes") is not None:
+            waiting = (f" ({archiver['ready_segments']} segments wait, pg_wal holds {archiver['wal_bytes'] >> 20} MiB "
+                       f"and its filesystem has {archiver['wal_free_bytes'] >> 20} MiB free: when it fills, "
+                       "PostgreSQL stops)")
         problems.append(f"archive_command is failing: {archiver.get('failed_count')} failures, the last for WAL "
-                        f"{archiver.get('last_failed_wal')} at {failed}; WAL is kept in pg_wal until it succeeds: see "
-                        "the pgBackRest log (pg_timetravel_log_path)")
+                        f"{archiver.get('last_failed_wal')} at {failed}; WAL is kept in pg_wal until it succeeds"
+                        f"{waiting}: see the pgBackRest log (pg_timetravel_log_path)")
     return problems
 
 
