@@ -475,6 +475,9 @@ def test_snapshot_retention_keeps_one_per_bucket_and_always_the_newest(tmp_path)
 def test_the_drill_restores_between_its_own_markers_checks_the_copy_and_leaves_nothing(archiving, repo, run_command,
                                                                                       tmp_path):
     directory = archiving.server.basedir / f"drill{next(_names)}"
+    if repo == 2:  # a drill cut off before left its copy: the next one drops it first
+        restore_past(archiving.engine, repo_states(archiving.engine), Target.parse("latest"), directory, free_port(),
+                     1, archiving.engine.prefix)
     record = drill(archiving.engine, repo, archiving.server.conninfo(), directory, free_port(),
                    prefix=archiving.engine.prefix, pause=(0.3, 0.6))
     assert record.result == "ok", record.error

@@ -32,7 +32,7 @@ from ..errors import PgharborError
 from ..pg.amcheck import amcheck
 from .engine import Pgbackrest
 from .health import RunLog
-from .pastcopy import Target, restore_past
+from .pastcopy import Target, existing, restore_past
 from .verify import verify
 from .window import REPO_TIERS, repo_states
 
@@ -121,6 +121,9 @@ def drill(engine: Pgbackrest, repo: int, db: str, directory: Path, port: int, *,
     begin = time.monotonic()
     copy = None
     try:
+        leftover = existing(directory, prefix)
+        if leftover is not None:  # a drill cut off (host restarted, unit killed): its copy goes first
+            leftover.drop()
         checked = verify(engine, repo)
         if not checked.ok:
             raise DrillError(checked.text())
