@@ -23,7 +23,7 @@ STAMP := .cache
 MOTO_WHEELS := lab/.cache/moto-wheels.tar
 SSHD := $(STAMP)/openssh-server/usr/sbin/sshd
 
-.PHONY: help deps system-deps venv lint yamllint ansible-lint ruff role-docs role-docs-check unit integration molecule test \
+.PHONY: help deps system-deps venv lint yamllint ansible-lint ruff role-docs role-docs-check unit integration molecule scenarios-listed test \
 	lab lab-image lab-test lab-down lab-clean bench-migrate bench-backup bench-ship bench-timetravel clean $(PLAYBOOKS)
 
 help: ## list the targets
@@ -72,7 +72,7 @@ unit: venv ## unit tests (pure logic)
 	pytest tests/unit
 
 integration: deps $(SSHD) ## integration tests (real PostgreSQL, sshd and S3 servers on loopback)
-	pytest tests/integration
+	@start=$$(date +%s); pytest tests/integration; echo "== integration passed in $$(( $$(date +%s) - start )) s"
 
 # The tier-2 tests start their own sshd on loopback. Unpacked from Debian's
 # package, not installed: installing openssh-server would start a system SSH
@@ -85,20 +85,31 @@ $(SSHD): | $(STAMP)/system-deps
 	@# sshd started as root drops privileges to this user (the package's postinst would create it)
 	id sshd >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /run/sshd --shell /usr/sbin/nologin sshd
 
+# Every scenario in molecule/ must be listed here (scenarios-listed checks),
+# the longest first.
+SCENARIOS := backup_server postgresql_server firewall pg_backup pki base
+scenarios-listed:
+	@missing="$(filter-out $(SCENARIOS),$(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))"; \
+	if [ -n "$$missing" ]; then echo "add these scenarios to SCENARIOS in the Makefile: $$missing"; exit 1; fi
+
 # Two scenarios at a time, the longest first (most of a scenario's time is
 # spent waiting on containers, not on the CPU); each scenario's output is
 # printed whole when it ends, and a failure stops the others from starting.
-SCENARIOS := migration backup_server pg_backup postgresql_server firewall pki base
-molecule: deps lab-image $(MOTO_WHEELS) ## every Molecule scenario
-	@missing="$(filter-out $(SCENARIOS),$(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))"; \
-	if [ -n "$$missing" ]; then echo "add these scenarios to SCENARIOS in the Makefile: $$missing"; exit 1; fi
+molecule: deps lab-image $(MOTO_WHEELS) scenarios-listed ## every Molecule scenario
 	$(MAKE) --no-print-directory -j2 --output-sync=target $(addprefix molecule-,$(SCENARIOS))
 
 molecule-%: deps lab-image $(MOTO_WHEELS) ## one Molecule scenario, for example make molecule-pg_backup
 	@echo "== molecule test -s $* ($$(date -u +%H:%M:%S))"
 	@start=$$(date +%s); molecule test -s $*; echo "== molecule $* passed in $$(( $$(date +%s) - start )) s"
 
-test: lint unit integration molecule lab-test ## everything CI runs
+# CI: lint and the unit tests (a minute), then the long parts three at a time,
+# the longest first: the lab's story, the scenarios and the integration tests
+# spend most of their time waiting on containers and servers, not on the two
+# CPUs. None shares a container, network, port or certificate directory with
+# another. Each part's output is printed whole when it ends.
+CI_PARTS := lab-test molecule-backup_server integration $(addprefix molecule-,$(filter-out backup_server,$(SCENARIOS)))
+test: lint unit scenarios-listed ## everything CI runs
+	$(MAKE) --no-print-directory -j3 --output-sync=target $(CI_PARTS)
 
 # The playbooks, per environment: make migrate ENV=staging ARGS='--check --diff'
 # is bin/play staging migrate --check --diff, which adds the environment's
@@ -121,9 +132,10 @@ lab: deps lab-image $(MOTO_WHEELS) ## the whole lab: up, provisioned, migrated, 
 	ansible-playbook lab/playbooks/lab.yml
 	ansible-playbook lab/playbooks/summary.yml
 
-# test-lab.sh asks podman before it runs 'make lab', which builds the rest.
-lab-test: deps ## the lab as a test: make lab, provisioned again (changed=0), migrated again (nothing to do), restart test
-	lab/test-lab.sh
+# Its prerequisites are make lab's, built here so that a lab-test beside the
+# scenarios (make test) does not build the image a second time at once.
+lab-test: deps lab-image $(MOTO_WHEELS) ## the lab as a test: make lab, provisioned again (changed=0), the migration story (lab/tests), restart test
+	@start=$$(date +%s); lab/test-lab.sh; echo "== lab-test passed in $$(( $$(date +%s) - start )) s"
 
 lab-down: venv ## remove the lab's containers and network
 	ansible-playbook lab/playbooks/down.yml
@@ -140,7 +152,7 @@ bench-ship: deps $(SSHD) ## shipping to tiers 2 and 3 against plain rsync and bo
 	$(PY) benchmarks/ship.py --size-gb 1 --rounds 3
 
 bench-timetravel: deps ## pgBackRest backup and restore against pg_basebackup, pgbench TPS with archiving on and off, 1 GB (about 20 min)
-	$(PY) benchmarks/timetravel.py --scale 1 --rounds 3
+	$(PY) benchmarks/timetravel.py --scale 1 --rounds 5
 
 bench-migrate: deps ## pg_migrate and pg_compare against pg_dump/pg_restore and pgcopydb, 1 GB (about 25 min)
 	@dpkg-query -W -f='$${Status}\n' pgcopydb 2>/dev/null | grep -q '^install ok installed' || \

@@ -10,9 +10,9 @@ benchmarks' generated database (benchmarks/benchdb.py, --scale GB).
   into a directory (no compression, no encryption: the ceiling);
 - restore to consistency: pgBackRest restore (--type=immediate) and the start of
   the restored cluster until it accepts connections, against untarring the
-  pg_basebackup and starting that; then, after --wal-mb of pgbench writes, the
-  time a pgBackRest restore takes to replay them (time to consistent for that
-  WAL volume);
+  pg_basebackup and starting that; then, after --wal-mb of WAL from updates of
+  pgbench's accounts, the time a pgBackRest restore takes to replay them (time
+  to consistent for that WAL volume);
 - pgbench TPS (--pgbench-seconds per run, 2 clients) with archiving on against
   archiving off (archive_mode off: a restart between), alternately.
 
@@ -20,7 +20,7 @@ Each round rotates the order of the tools and starts each from the same state
 (a CHECKPOINT; the restore targets removed). Medians and the spread over
 --rounds rounds; JSON in benchmarks/results/ and a Markdown table on stdout.
 
-    .venv/bin/python benchmarks/timetravel.py --scale 1 --rounds 3
+    .venv/bin/python benchmarks/timetravel.py --scale 1 --rounds 5
 """
 
 from __future__ import annotations
@@ -54,13 +54,19 @@ def as_postgres(*argv: str, env: dict | None = None) -> None:
                    env={**os.environ, **(env or {})})
 
 
-def start_and_wait(datadir: Path) -> None:
-    """Start a restored cluster on a socket of its own and wait until it accepts connections."""
+def start_and_wait(datadir: Path, query: str | None = None) -> str | None:
+    """Start a restored cluster on a socket of its own and wait until it accepts connections; the answer to
+    query (in the pgbench database), asked before the cluster stops again, if one is given."""
     port = free_port()
     as_postgres(str(PG_BINDIR / "pg_ctl"), "start", "-w", "-t", "3600", "-D", str(datadir), "-l",
                 str(datadir / "bench.log"), "-o", f"-c port={port} -c listen_addresses='' "
                 f"-c unix_socket_directories={datadir} -c archive_mode=off")
+    answer = None
+    if query:
+        answer = subprocess.run([*AS_POSTGRES, str(PG_BINDIR / "psql"), "-h", str(datadir), "-p", str(port),
+                                 "-d", "pgbench", "-XAtc", query], check=True, capture_output=True, text=True).stdout
     as_postgres(str(PG_BINDIR / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(datadir))
+    return answer
 
 
 def fresh_dir(path: Path) -> Path:
@@ -132,21 +138,31 @@ def main() -> None:
             rotated({"pgBackRest restore + start to consistent": pgbackrest_restore,
                      "untar pg_basebackup + start to consistent": basebackup_restore}, round_no, restores)
 
-        # Replay: WAL written after the newest backup, replayed by a restore to the end of the archive.
+        # Replay: WAL written after the newest backup, replayed by a restore to the end of the archive. The
+        # WAL comes from updates of pgbench's accounts, a quarter of them per statement: a loop of
+        # pgbench's own small transactions had not reached 512 MB after 11 minutes.
         before = psql(server, "SELECT pg_current_wal_lsn()")
-        wal_bytes = 0
+        wal_bytes, quarter = 0, 0
         while wal_bytes < args.wal_mb << 20:
-            as_postgres(str(PG_BINDIR / "pgbench"), "-N", "-c", "2", "-t", "5000", "-d", f"{dsn} dbname=pgbench",
-                        env=env)
+            psql(server, f"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 4 = {quarter}",
+                 db="pgbench")
+            quarter = (quarter + 1) % 4
             wal_bytes = int(float(psql(server, f"SELECT pg_current_wal_lsn() - '{before}'::pg_lsn")))
+        print(f"wrote {wal_bytes / 1e6:.0f} MB of WAL", file=sys.stderr)
         arch.archived(timeout=1800)
+        # What the copy must hold once every archived segment is replayed: the total after the last update.
+        balances = "SELECT sum(abalance) FROM pgbench_accounts"
+        expected = psql(server, balances, db="pgbench")
         replay: list[float] = []
         for _ in range(args.rounds):
             fresh_dir(target)
             started = time.monotonic()
             engine.run("restore", *restore_options(engine, 1, target), "--type=default")
-            start_and_wait(target)
+            replayed = start_and_wait(target, balances)
             replay.append(time.monotonic() - started)
+            if replayed.strip() != expected:
+                raise SystemExit(f"the restored copy holds sum(abalance) {replayed.strip()}, the source {expected}: "
+                                 "the WAL was not all replayed")
             print(f"restore + replay of {wal_bytes / 1e6:.0f} MB WAL: {replay[-1]:.1f} s", file=sys.stderr)
 
         # pgbench with archiving on and off, alternately (a restart between: archive_mode needs one).

@@ -2,8 +2,10 @@
 # The lab as a test: bring it up, provision, migrate and check it (make
 # lab), provision it a second time and require changed=0 on every host,
 # migrate again and require that the migrated application is left alone,
-# check the link while the DB server restarts, then remove the lab again if
-# this run created it (a lab that was already up is left as it was).
+# check the link while the DB server restarts, then the migration story of
+# lab/tests (rollback, check mode, a failed migration that rolls back by
+# itself, a migration again), and remove the lab again if this run created
+# it (a lab that was already up is left as it was, migrated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,4 +44,5 @@ unfolded | grep -q 'restart: server restarted and back after' || {
     echo "lab-test: the link check did not see the DB server restart and come back" >&2
     exit 1
 }
+pytest -p no:cacheprovider lab/tests
 echo "lab-test: passed (lab created by this run: $created)"

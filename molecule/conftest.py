@@ -6,9 +6,7 @@ instances are podman containers named after their inventory hosts, so each
 host is reached as podman://<name>.
 """
 
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,9 +14,10 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 # Test helpers (test certificates, ...) are shared with tests/.
 sys.path.insert(0, str(REPO / "tests"))
+
+from ansiblerun import playbook_runner  # noqa: E402
 
 
 def _instances() -> list[str]:
@@ -43,18 +42,8 @@ def pytest_configure(config):
 
 @pytest.fixture
 def run_playbook():
-    """Run a playbook of the scenario against the scenario's own inventory, the
+    """Run a playbook of the scenario (a path relative to it) against the scenario's own inventory, the
     way an operator would; returns the finished process (output in .stdout)."""
     scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
-    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    # Molecule forces colour for its own output; the tests read this output.
-    env.pop("ANSIBLE_FORCE_COLOR", None)
-
-    def run(playbook: str, *args: str, extra_vars: dict | None = None) -> subprocess.CompletedProcess:
-        command = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(scenario / playbook), *args]
-        if extra_vars:
-            command += ["-e", json.dumps(extra_vars)]
-        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-
-    return run
+    run = playbook_runner(REPO, Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)
+    return lambda playbook, *args, **kwargs: run(scenario / playbook, *args, **kwargs)

@@ -1,5 +1,6 @@
-"""Running one custom module through real ansible-playbook on this machine,
-its result read from the json callback."""
+"""Running real ansible-playbook from the tests: one custom module on this
+machine (its result read from the json callback), or a playbook against an
+inventory as an operator runs it (Molecule's verify, the lab's tests)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -27,3 +29,22 @@ def run_module(repo: Path, tmp_path: Path, module: str, args: dict, check: bool 
                           env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
     result = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
     return done.returncode, result, done.stdout + done.stderr
+
+
+PlaybookRunner = Callable[..., subprocess.CompletedProcess]
+
+
+def playbook_runner(repo: Path, inventory: Path) -> PlaybookRunner:
+    """run(playbook, *options, extra_vars=None): ansible-playbook with the repository's ansible.cfg against
+    the inventory, uncoloured (the tests read its output); returns the finished process."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(repo / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    # Molecule forces colour for its own output.
+    env.pop("ANSIBLE_FORCE_COLOR", None)
+
+    def run(playbook: Path, *args: str, extra_vars: dict | None = None) -> subprocess.CompletedProcess:
+        command = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(playbook), *args]
+        if extra_vars:
+            command += ["-e", json.dumps(extra_vars)]
+        return subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, check=False)
+
+    return run
