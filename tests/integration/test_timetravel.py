@@ -328,6 +328,24 @@ def test_s3_down_while_writes_go_on_loses_nothing_and_archiving_catches_up(behin
         assert [r[0] for r in conn.execute("SELECT n FROM writes ORDER BY n")] == [0, 1, 2, 3, 4]
 
 
+def test_an_idle_server_reports_no_unarchived_wal_until_it_writes():
+    """The rule that keeps an idle database from raising the archiving alarm, against a real server: once
+    its last segment is archived and nothing is written, nothing waits; the next write does."""
+    arch = start_archiving(settings={"autovacuum": "off"})  # nothing but the test writes
+    try:
+        with arch.connect() as conn:
+            conn.execute("CREATE TABLE idle (n int)")
+        arch.archived()
+        assert archiver_state(arch.server.conninfo())["unarchived_wal"] is False
+        with arch.connect() as conn:
+            conn.execute("INSERT INTO idle VALUES (1)")
+        assert archiver_state(arch.server.conninfo())["unarchived_wal"] is True
+        arch.archived()
+        assert archiver_state(arch.server.conninfo())["unarchived_wal"] is False
+    finally:
+        arch.remove()
+
+
 def test_a_failing_archiver_is_a_problem_until_it_succeeds_again():
     now = dt.datetime.now(dt.timezone.utc)
     failing = {"last_failed_time": now, "last_archived_time": now - dt.timedelta(minutes=3), "failed_count": 7,

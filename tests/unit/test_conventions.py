@@ -72,13 +72,15 @@ def test_scenario_takes_shared_settings(scenario):
 
 
 def test_every_product_role_is_converged_by_a_scenario():
-    """By a scenario's converge, or by a scenario of its own name (migration:
-    its verify drives the playbooks that run the role)."""
+    """By a scenario's converge, by a scenario of its own name, or by the lab's
+    tests of its own name (migration: lab/tests/test_migration.py drives the
+    playbooks that run the role, on the lab make lab-test brings up)."""
     converged = " ".join((s / "converge.yml").read_text() for s in SCENARIOS if (s / "converge.yml").exists())
-    names = {s.name for s in SCENARIOS}
+    lab_tests = {t.stem.removeprefix("test_") for t in (REPO / "lab" / "tests").glob("test_*.py")}
+    names = {s.name for s in SCENARIOS} | lab_tests
     missing = [r.name for r in ROLES
                if r.parent == REPO / "roles" and f"role: {r.name}\n" not in converged and r.name not in names]
-    assert not missing, f"roles no Molecule scenario converges: {missing}"
+    assert not missing, f"roles no Molecule scenario or lab test converges: {missing}"
 
 
 def test_lab_hosts_have_unique_addresses_in_the_lab_subnet():

@@ -9,6 +9,7 @@ import datetime as dt
 
 import pytest
 
+from pgharbor.timetravel.health import repo_report, wal_written_since
 from pgharbor.timetravel.pastcopy import PastCopyError, Target
 from pgharbor.timetravel.preview import _in_order
 from pgharbor.timetravel.verify import parse_verify
@@ -90,3 +91,36 @@ def test_the_preview_lists_keys_by_their_numbers_not_as_text():
     assert _in_order({"10", "9", "1", "2"}) == ["1", "2", "9", "10"]
     assert _in_order({"(2,b)", "(10,a)", "(2,a)"}) == ["(2,a)", "(2,b)", "(10,a)"]
     assert _in_order({"b", "a10", "a9"}) == ["a9", "a10", "b"]
+
+
+@pytest.mark.parametrize("unarchived_wal, rpo, alarm", [(False, 0, False), (True, 7200, True), (None, 7200, True)])
+def test_an_idle_database_is_no_archiving_alarm(unarchived_wal, rpo, alarm):
+    """Its newest archived segment is two hours old. Nothing written since: nothing to lose, RPO 0. Written
+    since, or not known: the age is the RPO, over the limit."""
+    now = dt.datetime(2026, 12, 7, 12, tzinfo=dt.timezone.utc)
+    full = BackupSet("20261207-010000F", "full", now - dt.timedelta(hours=11), now - dt.timedelta(hours=10), 1, 1,
+                     False)
+    state = RepoState(1, "ok", [full], newest_wal=now - dt.timedelta(hours=2), wal_bytes=0)
+    report = repo_report(state, {}, dt.timedelta(minutes=5), now, unarchived_wal=unarchived_wal)
+    assert report["archive_age_seconds"] == 7200 and report["rpo_seconds"] == rpo
+    assert [p for p in report["problems"] if "pg_timetravel_max_archive_age_minutes" in p] == (
+        ["repo1 (tier1): newest WAL archived 120 min ago, more than the 5 min allowed "
+         "(pg_timetravel_max_archive_age_minutes): check archiving (pg_stat_archiver, the pgBackRest log)"]
+        if alarm else [])
+
+
+MB16 = 16 << 20
+
+
+@pytest.mark.parametrize("last, position, written", [
+    ("000000010000000000000002", 3 * MB16 + 40, False),          # idle since the switch after segment 2
+    ("000000010000000000000002", 3 * MB16 + 0x90, True),         # a record in segment 3
+    ("000000010000000000000002", 2 * MB16 + 500, False),         # before the archived one ends
+    ("0000000200000001000000FF", (1 << 32) + 256 * MB16 + 40, False),  # the last segment of a 4 GB "log"
+    ("0000000200000001000000FF", (2 << 32) + 41, True),
+    ("00000002.history", 3 * MB16, None),                        # not a segment: not known
+    ("000000010000000000000003.00000028.backup", 4 * MB16, None),
+    (None, MB16, None),
+])
+def test_wal_written_since_the_last_archived_segment(last, position, written):
+    assert wal_written_since(last, position, MB16) is written

@@ -74,12 +74,13 @@ def _snapshot_time(name: str | None) -> str | None:
 
 def timetravel_report(db: dict, tier2: dict | None) -> dict:
     """The time-travel layer per tier: each repository's backups, restorable window, RPO now (its
-    newest archived WAL's age), last verify and last drill; tier 2's snapshots, whose RPO is the
-    newest snapshot's age and whose window runs at least from the oldest snapshot to the newest."""
+    newest archived WAL's age, 0 when nothing was written since), last verify and last drill; tier 2's
+    snapshots, whose RPO is the newest snapshot's age and whose window runs at least from the oldest
+    snapshot to the newest."""
     tiers: dict[str, dict] = {}
     for r in db.get("repos", []):
         tiers[r["tier"]] = {"repo": r["repo"], "backups": r["backups"], "bytes": r["bytes"], "newest": r["newest"],
-                            "window": r["window"], "rpo_seconds": r["archive_age_seconds"],
+                            "window": r["window"], "rpo_seconds": r["rpo_seconds"],
                             "verify": r.get("verify"), "drill": r.get("drill"), "healthy": not r["problems"]}
     problems = [f"time travel: {p}" for p in db.get("problems", [])]
     if tier2:
@@ -92,7 +93,7 @@ def timetravel_report(db: dict, tier2: dict | None) -> dict:
     return {"tiers": {t: tiers[t] for t in TIERS if t in tiers},
             "archiver": {k: archiver.get(k) for k in ("archived_count", "failed_count", "last_archived_time",
                                                       "last_failed_time", "last_failed_wal", "ready_segments",
-                                                      "wal_bytes", "wal_free_bytes")},
+                                                      "wal_bytes", "wal_free_bytes", "unarchived_wal")},
             "problems": problems, "healthy": not problems}
 
 
@@ -161,7 +162,8 @@ def _run_ok(run: dict | None) -> int | None:
 
 
 TIMETRAVEL_METRICS = (
-    ("pgharbor_timetravel_rpo_seconds", "Age of the newest WAL the tier restores (tier 2: its newest snapshot)",
+    ("pgharbor_timetravel_rpo_seconds", "Age of the newest WAL the tier restores, 0 when the server wrote nothing "
+     "since (tier 2: its newest snapshot's age)",
      lambda t: t["rpo_seconds"]),
     ("pgharbor_timetravel_window_oldest_timestamp_seconds", "Oldest time the tier restores to",
      lambda t: _epoch(t["window"]["oldest"])),

@@ -47,7 +47,11 @@ class RunLog:
 
 
 def repo_report(state: RepoState, runs: dict[str, dict[str, Any]], max_archive_age: dt.timedelta,
-                now: dt.datetime, drill_max_age: dt.timedelta | None = None) -> dict[str, Any]:
+                now: dt.datetime, drill_max_age: dt.timedelta | None = None,
+                unarchived_wal: bool | None = None) -> dict[str, Any]:
+    """unarchived_wal: whether the server has written WAL after its last archived segment (None: not
+    known). The RPO now is the newest archived WAL's age, unless nothing was written since: an idle
+    database has nothing to lose, however old its newest archived segment."""
     problems = []
     if state.status != "ok":
         problems.append(f"repo{state.repo} ({state.tier}): pgBackRest says {state.status!r}: see "
@@ -56,7 +60,8 @@ def repo_report(state: RepoState, runs: dict[str, dict[str, Any]], max_archive_a
         problems.append(f"repo{state.repo} ({state.tier}): no full backup: run pgharbor-timetravel backup --type full "
                         "on the DB host, or wait for the full backup timer")
     age = now - state.newest_wal if state.newest_wal else None
-    if age is None or age > max_archive_age:
+    idle = age is not None and unarchived_wal is False
+    if age is None or (age > max_archive_age and not idle):
         said = "no WAL archived" if age is None else f"newest WAL archived {age.total_seconds() / 60:.0f} min ago"
         allowed = max_archive_age.total_seconds() / 60
         problems.append(f"repo{state.repo} ({state.tier}): {said}, more than the {allowed:.0f} min allowed "
@@ -91,6 +96,7 @@ def repo_report(state: RepoState, runs: dict[str, dict[str, Any]], max_archive_a
         "window": {"oldest": _iso(state.oldest), "newest": _iso(state.newest),
                    "days": round((state.newest - state.oldest).total_seconds() / 86400, 2) if state.oldest else 0},
         "archive_age_seconds": round(age.total_seconds()) if age is not None else None,
+        "rpo_seconds": 0 if idle else round(age.total_seconds()) if age is not None else None,
         "last_runs": repo_runs,
         "verify": repo_runs.get("verify"),
         "drill": repo_runs.get("drill"),
@@ -98,15 +104,39 @@ def repo_report(state: RepoState, runs: dict[str, dict[str, Any]], max_archive_a
     }
 
 
+# A segment's first page starts with the long page header: where the next record goes in a segment
+# nothing has been written to yet (SizeOfXLogLongPHD).
+_LONG_PAGE_HEADER = 40
+
+
+def wal_written_since(last_archived_wal: str | None, insert_position: int, segment_size: int) -> bool | None:
+    """Whether WAL was written after the end of the last archived segment, from the server's insert
+    position (bytes since 0/0); None when the last archived file is not a segment (a timeline's
+    .history, a .backup label): then it is not known. A server idle since its last switch inserts right
+    after the next segment's header, so it has nothing unarchived."""
+    if not last_archived_wal or len(last_archived_wal) != 24:
+        return None
+    try:
+        log, seg = int(last_archived_wal[8:16], 16), int(last_archived_wal[16:24], 16)
+    except ValueError:
+        return None
+    segment_end = (log << 32) + (seg + 1) * segment_size
+    return insert_position > segment_end + _LONG_PAGE_HEADER
+
+
 def archiver_state(db: str) -> dict[str, Any]:
     """pg_stat_archiver's row, and what waits: the finished segments not archived yet (.ready),
-    pg_wal's bytes and the free bytes of its filesystem, which a stuck archiver fills."""
+    pg_wal's bytes and the free bytes of its filesystem, which a stuck archiver fills; and whether
+    WAL was written after the last archived segment (unarchived_wal, see wal_written_since)."""
     try:
         with psycopg.connect(db, connect_timeout=10) as conn:
             cur = conn.execute(
                 "SELECT a.*, (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready') AS "
                 "ready_segments, (SELECT coalesce(sum(size), 0)::bigint FROM pg_ls_waldir()) AS wal_bytes, "
-                "current_setting('data_directory') AS data_directory FROM pg_stat_archiver a")
+                "current_setting('data_directory') AS data_directory, "
+                "pg_current_wal_insert_lsn() - '0/0'::pg_lsn AS insert_position, "
+                "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') AS segment_size "
+                "FROM pg_stat_archiver a")
             row = dict(zip([d.name for d in cur.description], cur.fetchone(), strict=True))
     except psycopg.Error as exc:
         return {"error": f"cannot read pg_stat_archiver: {exc}".strip()}
@@ -114,6 +144,8 @@ def archiver_state(db: str) -> dict[str, Any]:
         row["wal_free_bytes"] = shutil.disk_usage(Path(row.pop("data_directory")) / "pg_wal").free
     except OSError:
         row["wal_free_bytes"] = None  # pg_wal is not readable by this user: the figure is left out
+    row["unarchived_wal"] = wal_written_since(row.get("last_archived_wal"), int(row.pop("insert_position")),
+                                              row.pop("segment_size"))
     return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()}
 
 
@@ -136,7 +168,8 @@ def archiver_problems(archiver: dict[str, Any]) -> list[str]:
 def health(states: list[RepoState], runs: dict[str, dict[str, Any]], max_archive_age: dt.timedelta,
            now: dt.datetime, archiver: dict[str, Any] | None = None,
            drill_max_age: dt.timedelta | None = None) -> dict[str, Any]:
-    repos = [repo_report(s, runs, max_archive_age, now, drill_max_age) for s in states]
+    repos = [repo_report(s, runs, max_archive_age, now, drill_max_age, (archiver or {}).get("unarchived_wal"))
+             for s in states]
     problems = [p for r in repos for p in r["problems"]] + archiver_problems(archiver or {})
     return {"repos": repos, "archiver": archiver or {}, "problems": problems, "healthy": not problems,
             "checked": _iso(now)}
