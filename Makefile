@@ -72,7 +72,7 @@ unit: venv ## unit tests (pure logic)
 	pytest tests/unit
 
 integration: deps $(SSHD) ## integration tests (real PostgreSQL, sshd and S3 servers on loopback)
-	@start=$$(date +%s); pytest tests/integration; echo "== integration passed in $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); pytest --durations=15 tests/integration; echo "== integration passed in $$(( $$(date +%s) - start )) s"
 
 # The tier-2 tests start their own sshd on loopback. Unpacked from Debian's
 # package, not installed: installing openssh-server would start a system SSH

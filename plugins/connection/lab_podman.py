@@ -3,9 +3,10 @@
 
 The collection's plugin runs every module in four podman calls: it mounts the
 container's filesystem, makes a remote temporary directory, makes the module
-executable and runs it. Each call starts podman, about 0.2 s here, so a task
-that changes nothing took 1.5 s on one host, and `make test` runs thousands
-of them. Real environments reach their hosts over SSH with pipelining on
+executable and runs it. Each call starts podman, about 0.2 s here: the
+pg_backup scenario's idempotence run took 123 s for 78 tasks on one host
+(1.6 s a task, ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks), and
+`make test` runs thousands of tasks. Real environments reach their hosts over SSH with pipelining on
 (ansible.cfg); this plugin does the same in containers: the module goes to
 the remote Python on stdin (`podman exec --interactive`), one call per
 module, and the filesystem is mounted only when a file is copied.
