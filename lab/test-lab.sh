@@ -9,6 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One lab per machine: its containers, network and addresses have fixed
+# names. A second run waits for the first instead of breaking it.
+exec 9>"${TMPDIR:-/tmp}/pgharbor-lab.lock"
+if ! flock -n 9; then
+    echo "lab-test: another lab run holds the lab; waiting for it" >&2
+    flock 9
+fi
+
 log=$(mktemp)
 created=no
 if [ -z "$(podman ps -a -q --filter label=pgharbor.lab=true)" ]; then
