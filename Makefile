@@ -22,8 +22,9 @@ SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns netavark aardvark-
 STAMP := .cache
 MOTO_WHEELS := lab/.cache/moto-wheels.tar
 SSHD := $(STAMP)/openssh-server/usr/sbin/sshd
+PROMTOOL := $(STAMP)/prometheus/usr/bin/promtool
 
-.PHONY: help deps system-deps venv lint yamllint ansible-lint ruff role-docs role-docs-check unit integration molecule scenarios-listed test \
+.PHONY: help deps system-deps venv lint yamllint ansible-lint ruff role-docs role-docs-check unit rules integration molecule scenarios-listed test \
 	lab lab-image lab-test lab-down lab-clean bench-migrate bench-backup bench-ship bench-timetravel clean $(PLAYBOOKS)
 
 help: ## list the targets
@@ -85,6 +86,18 @@ $(SSHD): | $(STAMP)/system-deps
 	@# sshd started as root drops privileges to this user (the package's postinst would create it)
 	id sshd >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /run/sshd --shell /usr/sbin/nologin sshd
 
+rules: $(PROMTOOL) ## the alert rules: promtool check rules, and their unit tests (tests/rules)
+	$(PROMTOOL) check rules roles/monitoring_server/files/pgharbor.rules.yml
+	$(PROMTOOL) test rules tests/rules/*.yml
+
+# promtool, unpacked from Debian's prometheus package (installing it would
+# start a Prometheus on the machine).
+$(PROMTOOL): | $(STAMP)/system-deps
+	rm -rf $(STAMP)/prometheus && mkdir -p $(STAMP)/prometheus
+	cd $(STAMP) && { apt-get download -qq prometheus 2>/dev/null || \
+		{ apt-get update -qq && apt-get download -qq prometheus; }; }
+	dpkg-deb -x $(STAMP)/prometheus_*.deb $(STAMP)/prometheus && rm -f $(STAMP)/prometheus_*.deb
+
 # Every scenario in molecule/ must be listed here (scenarios-listed checks),
 # the longest first.
 SCENARIOS := backup_server postgresql_server firewall pg_backup pki base
@@ -108,7 +121,7 @@ molecule-%: deps lab-image $(MOTO_WHEELS) ## one Molecule scenario, for example 
 # CPUs. None shares a container, network, port or certificate directory with
 # another. Each part's output is printed whole when it ends.
 CI_PARTS := lab-test molecule-backup_server integration $(addprefix molecule-,$(filter-out backup_server,$(SCENARIOS)))
-test: lint unit scenarios-listed ## everything CI runs
+test: lint unit rules scenarios-listed ## everything CI runs
 	$(MAKE) --no-print-directory -j3 --output-sync=target $(CI_PARTS)
 
 # The playbooks, per environment: make migrate ENV=staging ARGS='--check --diff'

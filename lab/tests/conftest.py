@@ -12,3 +12,20 @@ def run_playbook():
     as `bin/play lab migrate --check` does; returns the finished process (output in .stdout)."""
     run = playbook_runner(REPO, INVENTORY)
     return lambda playbook, *args, **kwargs: run(REPO / "playbooks" / f"{playbook}.yml", *args, **kwargs)
+
+
+MEASURED: list[tuple[str, float, float]] = []
+
+
+@pytest.fixture
+def measured():
+    """Append (fault, seconds until the alert arrived, seconds until it resolved after the fix)."""
+    return MEASURED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASURED:
+        terminalreporter.section("alerts measured in the lab")
+        for fault, fired, resolved in MEASURED:
+            terminalreporter.write_line(f"{fault}: alert at the receiver after {fired:.0f} s, "
+                                        f"resolved {resolved:.0f} s after the fix")

@@ -4,6 +4,7 @@ at every level, restored equal to the source, while the application writes."""
 from __future__ import annotations
 
 import hashlib
+import re
 import stat
 import threading
 import time
@@ -128,15 +129,22 @@ def test_cli_run_list_status_verify(awkward_server, backup_keys, tmp_path):
     keyring = keyring_with(tmp_path, backup_keys.escrow)
     s = settings(awkward_server, directory, keyring, [backup_keys.escrow.fingerprint])
     config = write_config(tmp_path / "backup.json", s, max_age_hours=1)
-    status = cli(config, "status")
+    gauges = tmp_path / "textfile" / "pgharbor_backup_tier1.prom"
+    gauges.parent.mkdir()
+    status = cli(config, "status", "--prometheus", str(gauges))
     assert status.returncode == 1 and "no backup in" in status.stdout
+    assert re.search(r'^pgharbor_backup_tier_healthy\{host="[^"]+",tier="tier1"\} 0$', gauges.read_text(), re.M)
     run = cli(config, "run")
     assert run.returncode == 0, run.stderr
     [backup] = Store(directory).backups()
     assert backup.id in run.stdout and backup.id in cli(config, "list").stdout
-    status = cli(config, "status")
+    status = cli(config, "status", "--prometheus", str(gauges))
     assert status.returncode == 0, status.stdout
     assert "health:      ok" in status.stdout
+    # the gauges node_exporter publishes: replaced whole, readable by its user, nothing left beside
+    assert re.search(r'^pgharbor_backup_count\{host="[^"]+",tier="tier1"\} 1$', gauges.read_text(), re.M)
+    assert re.search(r'^pgharbor_backup_tier_healthy\{host="[^"]+",tier="tier1"\} 1$', gauges.read_text(), re.M)
+    assert gauges.stat().st_mode & 0o777 == 0o644 and [p.name for p in gauges.parent.iterdir()] == [gauges.name]
     key_file = tmp_path / "escrow.asc"
     key_file.write_text(backup_keys.escrow.secret)
     checked = cli(config, "verify", "--level", "readable", "--private-key-file", str(key_file))

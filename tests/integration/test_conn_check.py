@@ -279,3 +279,35 @@ def test_the_documented_retry_snippet_survives_a_restart_and_gives_up_at_its_dea
     with pytest.raises(psycopg.OperationalError):
         snippet["connect_with_retry"](conninfo, base=0.2, cap=0.5, deadline=2)
     assert time.monotonic() - started <= 2 + 5  # the deadline, plus at most one connect_timeout
+
+
+def test_the_link_gauges_command_checks_the_service_and_writes_its_gauges(tls_server, tmp_path, monkeypatch):
+    """pgharbor-link-check, as the exporters role's timer runs it on an application host: the
+    application's service, the inventory's thresholds, the gauges for node_exporter."""
+    from pgharbor.cli import pgharbor_link_check
+
+    server, ca_file, _ = tls_server
+    services = tmp_path / "pg_service.conf"
+    services.write_text(f"[app]\nhost=127.0.0.1\nport={server.port}\ndbname=postgres\nuser=app\n"
+                        f"password={APP_PASSWORD}\nsslmode=verify-full\nsslrootcert={ca_file}\n"
+                        "[nowhere]\nhost=127.0.0.1\nport=1\ndbname=postgres\nuser=app\nconnect_timeout=2\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    gauges = tmp_path / "pgharbor_link.prom"
+    limits = '{"connect_p95_ms": 250, "query_p95_ms": 20, "min_upload_mb_s": 5, "min_cert_days": 30}'
+    assert pgharbor_link_check.main(["--service", "app", "--thresholds", limits, "--prometheus", str(gauges)]) == 0
+    text = gauges.read_text()
+    for line in ('pgharbor_link_up{service="app"} 1', 'pgharbor_link_verify_full{service="app"} 1',
+                 'pgharbor_link_query_p95_limit_seconds{service="app"} 0.02',
+                 'pgharbor_link_certificate_min_days{service="app"} 30',
+                 'pgharbor_link_authentication_info{service="app",method="password",user="app"} 1'):
+        assert f"\n{line}\n" in text, line
+    assert 'pgharbor_link_tls_info{service="app",version="TLSv1.3",' in text
+    assert 'pgharbor_link_query_seconds{service="app",quantile="0.95"}' in text
+    assert APP_PASSWORD not in text
+    # Nothing listens: the check fails, the gauges say so and name the cause.
+    assert pgharbor_link_check.main(["--service", "nowhere", "--prometheus", str(gauges)]) == 1
+    text = gauges.read_text()
+    assert 'pgharbor_link_up{service="nowhere"} 0\n' in text
+    assert 'pgharbor_link_failure{service="nowhere",cause="refused"} 1\n' in text
+    # A threshold the check does not know is refused by name.
+    assert pgharbor_link_check.main(["--service", "app", "--thresholds", '{"query_p99_ms": 5}']) == 2

@@ -24,10 +24,10 @@ EXPRESSION = (
 )
 
 
-def rendered(inventory: Path) -> dict[str, dict]:
+def rendered(inventory: Path, hosts: str = "db_servers", expression: str = EXPRESSION) -> dict[str, dict]:
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     result = subprocess.run(
-        [ANSIBLE, "-i", str(inventory), "db_servers", "-o", "-m", "ansible.builtin.debug", "-a", f"msg={EXPRESSION}"],
+        [ANSIBLE, "-i", str(inventory), hosts, "-o", "-m", "ansible.builtin.debug", "-a", f"msg={expression}"],
         cwd=REPO, env=env, capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -48,3 +48,29 @@ def test_firewall_opens_postgresql_to_exactly_the_pg_hba_networks(inventory):
         entry = values["firewall"][0]
         assert int(entry["port"]) == int(values["port"]), f"{inventory.name}/{host}: port differs"
         assert sorted(entry["sources"]) == sorted(values["hba"]), f"{inventory.name}/{host}: sources differ"
+
+
+EXPORTERS = (
+    "{{ {'firewall': firewall_services | selectattr('name', 'in', ['node_exporter', 'postgres_exporter']) | list,"
+    " 'monitoring': groups['monitoring_servers'] | map('extract', hostvars) | map(attribute='lab_ip', default='')"
+    " | list + groups['monitoring_servers'] | map('extract', hostvars) | map(attribute='mon_ip', default='') | list,"
+    " 'postgres': exporters_postgres | default(false), 'listen': exporters_listen_address} | to_json }}"
+)
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES, ids=[p.name for p in INVENTORIES])
+def test_the_exporters_are_open_to_the_monitoring_hosts_alone(inventory):
+    """On every firewalled host the monitoring host scrapes, each exporter's port is open, and open to
+    exactly the monitoring hosts' addresses."""
+    hosts = rendered(inventory, "db_servers:backup_servers", EXPORTERS)
+    assert hosts
+    for host, values in hosts.items():
+        monitoring = sorted(f"{address}/32" for address in values["monitoring"] if address)
+        assert monitoring, f"{inventory.name}: no monitoring host"
+        expected = {"node_exporter": 9100} | ({"postgres_exporter": 9187} if values["postgres"] else {})
+        opened = {entry["name"]: entry for entry in values["firewall"]}
+        assert set(opened) == set(expected), f"{inventory.name}/{host}: exporter ports {sorted(opened)}"
+        for name, port in expected.items():
+            assert int(opened[name]["port"]) == port and sorted(opened[name]["sources"]) == monitoring, \
+                f"{inventory.name}/{host}: {name} is open to {opened[name]['sources']}, not {monitoring}"
+        assert values["listen"] not in ("", "0.0.0.0", "::"), f"{inventory.name}/{host}: exporters listen everywhere"

@@ -32,11 +32,23 @@ def run_role(repo, tmp_path, role, extra_vars):
         ("pki_clients", [{"name": "app"}]),
         ("pg_client_connect_timeout", "soon"),
         ("pg_client_services", [{"name": "app", "host": "db1", "dbname": "app", "user": "u", "sslmode": "prefer"}]),
+        ("monitoring_server_scrape_jobs", [{"name": "node", "port": "ninety", "targets": {}}]),
+        ("monitoring_server_receivers", "ops@example.com"),
     ],
 )
 def test_bad_setting_is_named(repo, tmp_path, setting, value):
-    role = next(r for r in ("base", "pki", "pg_client") if setting.startswith(f"{r}_"))
+    role = next(r for r in ("base", "pki", "pg_client", "monitoring_server") if setting.startswith(f"{r}_"))
     result = run_role(repo, tmp_path, role, {setting: value})
     assert result.returncode != 0
     assert "Validating arguments against arg spec" in result.stdout
     assert setting in result.stdout
+
+
+def test_a_threshold_no_rule_reads_is_named_before_anything_changes(repo, tmp_path):
+    result = run_role(repo, tmp_path, "monitoring_server", {
+        "monitoring_server_listen_address": "127.0.0.1",
+        "monitoring_server_scrape_jobs": [], "monitoring_server_receivers": [{"name": "ops"}],
+        "monitoring_server_thresholds": {"disk_full_hour": 12}})
+    assert result.returncode != 0
+    assert "monitoring_server_thresholds names disk_full_hour, which no rule reads" in result.stdout
+    assert "disk_full_hours" in result.stdout

@@ -217,8 +217,12 @@ def test_backup_server_command(tier2_host, tmp_path):
     ship(damaged, target)
     (dirs["incoming"] / damaged.artefact.name).write_bytes(b"x" * 3000)
     server_cli(config, "run")
-    status = server_cli(config, "status")
+    status = server_cli(config, "status", "--prometheus", str(tmp_path / "tier2.prom"))
     assert status.returncode == 1 and "failed their check on arrival" in status.stdout
+    gauges = (tmp_path / "tier2.prom").read_text()
+    quarantined = len(list(dirs["quarantine"].iterdir()))
+    assert quarantined and f'pgharbor_backup_quarantined{{host="db1",tier="tier2"}} {quarantined}\n' in gauges
+    assert 'pgharbor_backup_tier_healthy{host="db1",tier="tier2"} 0\n' in gauges
     # a host without retention is named
     config.write_text(json.dumps({"root": str(root), "hosts": {"db1": {}}}))
     bad = server_cli(config, "run")

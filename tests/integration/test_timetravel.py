@@ -41,6 +41,8 @@ from pgharbor.timetravel.verify import verify
 from pgharbor.timetravel.window import WindowError, repo_states
 
 _names = itertools.count()
+# The host name the settings give the status gauges (the role writes inventory_hostname).
+HOST = "db-under-test"
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +243,7 @@ def run_command(archiving, monkeypatch, capsys, tmp_path):
     settings.write_text(json.dumps({
         "stanza": STANZA, "pgbackrest_config": archiving.engine.config, "repos": [1, 2],
         "run_log": str(tmp_path / "runs.json"), "max_archive_age_minutes": 5,
-        "db": archiving.server.conninfo()}))
+        "db": archiving.server.conninfo(), "host": HOST}))
 
     def run(*args: str) -> tuple[int, str]:
         code = pgharbor_timetravel.main(["--config", str(settings), *args])
@@ -250,7 +252,7 @@ def run_command(archiving, monkeypatch, capsys, tmp_path):
     return run
 
 
-def test_the_command_backs_up_every_repository_and_reports_their_health(archiving, run_command):
+def test_the_command_backs_up_every_repository_and_reports_their_health(archiving, run_command, tmp_path):
     code, said = run_command("backup", "--type", "incr")
     assert code == 0, said
     assert "incr backup to repo1: ok" in said and "incr backup to repo2: ok" in said
@@ -265,6 +267,13 @@ def test_the_command_backs_up_every_repository_and_reports_their_health(archivin
         assert repo["newest"]["incr"] is not None and repo["last_runs"]["incr"]["result"] == "ok"
         assert 0 <= repo["archive_age_seconds"] < 60
     assert report["archiver"]["archived_count"] > 0
+    # the same report as gauges for node_exporter, labelled with the host the settings name
+    gauges_file = tmp_path / "pgharbor_timetravel.prom"
+    assert run_command("status", "--prometheus", str(gauges_file))[0] == 0
+    gauges = gauges_file.read_text()
+    for tier in ("tier1", "tier3"):
+        assert f'pgharbor_timetravel_tier_healthy{{host="{HOST}",tier="{tier}"}} 1\n' in gauges
+    assert f'pgharbor_timetravel_archiver_failing{{host="{HOST}"}} 0\n' in gauges
 
     assert run_command("verify")[0] == 0
 

@@ -98,3 +98,15 @@ def test_hints_name_the_usual_cause():
     assert "db_client_networks" in hint('connection to server at "10.0.0.5", port 5432 failed: timeout expired')
     assert "vault" in hint('FATAL:  password authentication failed for user "app_rw"')
     assert "TROUBLESHOOTING" in hint("something nobody has seen")
+
+
+def test_each_explained_libpq_message_has_a_failure_cause_for_the_gauges():
+    from pgharbor.link.check import HINTS
+    from pgharbor.link.gauges import failure_cause
+
+    assert len({cause for _, cause, _ in HINTS}) == len(HINTS)
+    assert [failure_cause(f"cannot connect: ... {needle} ...") for needle, _, _ in HINTS] == \
+        [cause for _, cause, _ in HINTS]
+    assert failure_cause("cannot connect: connection to server at 10.0.0.1 failed: timeout expired; no answer") \
+        == "timeout"
+    assert failure_cause("cannot connect: something new") == "other"

@@ -102,7 +102,7 @@ def yaml_messages() -> dict[str, str]:
 
 def libpq_messages() -> dict[str, str]:
     """The libpq messages pg_conn_check names a cause for."""
-    return {needle: "module_utils/pgharbor/link/check.py: HINTS" for needle, _ in HINTS}
+    return {needle: "module_utils/pgharbor/link/check.py: HINTS" for needle, _, _ in HINTS}
 
 
 def documented() -> str:

@@ -1,12 +1,15 @@
-"""One body for both command lines: read the settings, check the required
-key, run the command; a failure is one line on stderr and exit 2."""
+"""One body for pgharbor's command lines: read the settings, check the
+required key, run the command; a failure is one line on stderr and exit 2.
+And what their status commands share: --prometheus FILE."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
+from ..common.atomicfile import replace_file
 from ..common.settings import ConfigError, load_config
 from ..errors import PgharborError
 
@@ -29,3 +32,14 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None, command
     except (PgharborError, OSError, ValueError) as exc:
         print(f"{parser.prog}: {exc}", file=sys.stderr)
         return 2
+
+
+def add_prometheus_option(status: argparse.ArgumentParser) -> None:
+    """status --prometheus FILE: the same report as gauges, for node_exporter's textfile collector."""
+    status.add_argument("--prometheus", metavar="FILE", type=Path,
+                        help="also write the report as gauges to FILE (replaced whole, readable by all)")
+
+
+def write_gauges(path: Path, gauges: str) -> None:
+    # node_exporter reads the file at any moment: it sees the old one or the new one, never half.
+    replace_file(path, gauges, mode=0o644, durable=False)

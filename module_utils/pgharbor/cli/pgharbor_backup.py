@@ -27,11 +27,13 @@ from typing import TextIO
 from ..backup.store import Store
 from ..backup.take import BackupError
 from ..backup.verify import LEVELS, VerifyError, verify
+from ..common.gauges import exposition
 from ..common.settings import BACKUP_CONFIG
 from ..tiers.health import tier_health
+from ..tiers.report import tier_gauges
 from ..tiers.shipping import forget, ship_pending
 from .agent import ShippingFailed, run_backup, settings_from, shippers_for
-from .command import run_command
+from .command import add_prometheus_option, run_command, write_gauges
 
 MIB = 1 << 20
 
@@ -134,6 +136,9 @@ def _note(store: Store, record: dict) -> None:
 
 def cmd_status(config: dict, args: argparse.Namespace) -> int:
     report = tier_health(config["directory"], float(config.get("max_age_hours", 2)), datetime.now(timezone.utc))
+    if args.prometheus:
+        write_gauges(args.prometheus, exposition(tier_gauges([(config.get("server_name") or os.uname().nodename,
+                                                          "tier1", report)])))
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
@@ -170,6 +175,7 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--server", help="level restore: conninfo of a role that may create databases")
     status = sub.add_parser("status", help="health of the backups; exit 1 when unhealthy")
     status.add_argument("--json", action="store_true")
+    add_prometheus_option(status)
     return p
 
 

@@ -27,14 +27,16 @@ from pathlib import Path
 
 from ..backup.store import Store
 from ..common.atomicfile import replace_file
+from ..common.gauges import exposition
 from ..common.settings import BACKUP_SERVER_CONFIG, ConfigError
 from ..tiers.health import tier_health
 from ..tiers.intake import last_arrivals, take_in
 from ..tiers.prune import prune_store
 from ..tiers.pull import PullError, last_pull, prune, pull, snapshots, write_record
+from ..tiers.report import tier_gauges, timetravel_gauges, timetravel_report
 from ..tiers.retention import Policy, PolicyError
 from ..tiers.ssh import ShipError, SshTarget
-from .command import run_command
+from .command import add_prometheus_option, run_command, write_gauges
 
 RUN_STATUS = ".last-run.json"
 
@@ -157,6 +159,12 @@ def cmd_status(config: dict, args: argparse.Namespace) -> int:
             if not report["timetravel"]["healthy"]:
                 report["problems"].extend(f"time travel: {p}" for p in report["timetravel"]["problems"])
                 report["healthy"] = False
+    if args.prometheus:
+        gauges = tier_gauges([(r["host"], "tier2", r) for r in reports])
+        for r in reports:
+            if "timetravel" in r:
+                gauges += timetravel_gauges(r["host"], timetravel_report({}, r["timetravel"]))
+        write_gauges(args.prometheus, exposition(gauges))
     if args.json:
         print(json.dumps(reports, indent=2, sort_keys=True))
     else:
@@ -197,6 +205,7 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
     status = sub.add_parser("status", help="health per DB host; exit 1 when unhealthy")
     status.add_argument("--json", action="store_true")
+    add_prometheus_option(status)
     pulling = sub.add_parser("pull", help="a snapshot of each DB host's time-travel repository, then retention")
     pulling.add_argument("--host")
     return p

@@ -21,14 +21,16 @@ import sys
 import time
 from pathlib import Path
 
+from ..common.gauges import exposition
 from ..common.settings import TIMETRAVEL_CONFIG
+from ..tiers.report import timetravel_gauges, timetravel_report
 from ..timetravel.drill import drill, log_drill, next_repo
 from ..timetravel.engine import Pgbackrest, PgbackrestError
 from ..timetravel.health import BACKUP_TYPES, RunLog, archiver_state, health
 from ..timetravel.pastcopy import Target
 from ..timetravel.verify import verify
 from ..timetravel.window import repo_states
-from .command import run_command
+from .command import add_prometheus_option, run_command, write_gauges
 
 # The drill's past copy: beside the live cluster, in the postgres user's home (the role's default).
 DRILL_DIRECTORY = "/var/lib/postgresql/pgharbor-drill"
@@ -71,6 +73,10 @@ def cmd_status(config: dict, args: argparse.Namespace) -> int:
                     dt.timedelta(minutes=float(config.get("max_archive_age_minutes", 5))),
                     dt.datetime.now(dt.timezone.utc), archiver_state(config["db"]),
                     dt.timedelta(days=float(drill_days)) if drill_days else None)
+    if args.prometheus:
+        layer = timetravel_report(report, None)
+        gauges = timetravel_gauges(config.get("host") or os.uname().nodename, layer)
+        write_gauges(args.prometheus, exposition(gauges))
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
@@ -144,6 +150,7 @@ def parser() -> argparse.ArgumentParser:
     backup.add_argument("--type", choices=BACKUP_TYPES, required=True)
     backup.add_argument("--repo", type=int, action="append", help="one repository (repeat for more); default all")
     status = sub.add_parser("status", help="health of the time-travel layer; exit 1 when unhealthy")
+    add_prometheus_option(status)
     status.add_argument("--json", action="store_true")
     check = sub.add_parser("verify", help="pgbackrest verify, read properly; exit 1 on damage")
     check.add_argument("--repo", type=int, action="append", help="one repository (repeat for more); default all")

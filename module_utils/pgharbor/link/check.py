@@ -432,26 +432,31 @@ def _tls_problems(report: ConnReport, params: dict[str, str], t: Thresholds) -> 
     return found
 
 
-# What libpq says, and what usually causes it.
+# What libpq says, a short name for it (the cause label of the link's
+# gauges), and what usually causes it.
 HINTS = (
-    ("timeout expired", "no answer: the firewall drops this host (it is not in db_client_networks) or the server "
-                        "is down"),
-    ("Connection refused", "nothing listens there: the server is down or listens elsewhere "
-                           "(postgresql_server_listen_addresses, db_port)"),
-    ("no pg_hba.conf entry", "the server does not accept this host or user: add the network to db_client_networks "
-                             "or the user to the database's rules"),
-    ("password authentication failed", "wrong password: compare the vault's value with the server's user"),
-    ("certificate verify failed", "the server's certificate is not signed by sslrootcert: deploy the environment's "
-                                  "CA (pki_dir/ca.crt) with pg_client"),
-    ("does not match host name", "the server's certificate does not name the host the client uses: connect by a name "
-                                 "in pki_server_dns_names or reissue the certificate"),
-    ("could not translate host name", "the host name does not resolve: check DNS or /etc/hosts"),
-    ("root certificate file", "the CA file is missing: run pg_client for this host"),
+    ("timeout expired", "timeout",
+     "no answer: the firewall drops this host (it is not in db_client_networks) or the server is down"),
+    ("Connection refused", "refused",
+     "nothing listens there: the server is down or listens elsewhere (postgresql_server_listen_addresses, db_port)"),
+    ("no pg_hba.conf entry", "rejected",
+     "the server does not accept this host or user: add the network to db_client_networks or the user to the "
+     "database's rules"),
+    ("password authentication failed", "authentication",
+     "wrong password: compare the vault's value with the server's user"),
+    ("certificate verify failed", "certificate",
+     "the server's certificate is not signed by sslrootcert: deploy the environment's CA (pki_dir/ca.crt) with "
+     "pg_client"),
+    ("does not match host name", "certificate_name",
+     "the server's certificate does not name the host the client uses: connect by a name in pki_server_dns_names "
+     "or reissue the certificate"),
+    ("could not translate host name", "dns", "the host name does not resolve: check DNS or /etc/hosts"),
+    ("root certificate file", "no_ca", "the CA file is missing: run pg_client for this host"),
 )
 
 
 def hint(message: str) -> str:
-    for needle, cause in HINTS:
+    for needle, _, cause in HINTS:
         if needle in message:
             return cause
     return "see the server's log and docs/TROUBLESHOOTING.md"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from ..backup.manifest import parse_utc
+from ..common.gauges import exposition, gauge, label
 from .retention import Candidate, Policy, PolicyError, decide
 
 TIERS = ("tier1", "tier2", "tier3")
@@ -150,6 +151,12 @@ METRICS = (
     ("pgharbor_backup_bytes", "Bytes of complete backups in the tier", lambda r: r["bytes"]),
     ("pgharbor_backup_newest_age_seconds", "Age of the tier's newest backup", lambda r: r["newest_age_seconds"]),
     ("pgharbor_backup_tier_healthy", "1 when the tier is healthy", lambda r: int(r["healthy"])),
+    ("pgharbor_backup_quarantined", "Files of arrivals that failed their check, in quarantine (tier 2)",
+     lambda r: len(r["quarantined"]) if "quarantined" in r else None),
+    ("pgharbor_backup_verified_timestamp_seconds", "Start of the newest verification a backup of the tier passed",
+     lambda r: _epoch((r.get("last_verification") or {}).get("started"))),
+    ("pgharbor_backup_verified_restore_seconds", "Restore time of that verification, when it restored (the RTO)",
+     lambda r: (r.get("last_verification") or {}).get("restore_seconds")),
 )
 
 
@@ -185,48 +192,58 @@ TIMETRAVEL_METRICS = (
 )
 
 
-def _gauge(out: list[str], name: str, text: str, samples: list[tuple[str, object]]) -> None:
-    """One gauge's HELP, TYPE and samples (labels already rendered); nothing when it has no sample."""
-    samples = [(labels, value) for labels, value in samples if value is not None]
-    if samples:
-        out += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
-        out += [f"{name}{{{labels}}} {value}" for labels, value in samples]
-
-
-def prometheus(report: dict) -> str:
-    """Text exposition format for node_exporter's textfile collector."""
-    host = report["host"].replace("\\", "\\\\").replace('"', '\\"')
+def tier_gauges(rows: list[tuple[str, str, dict]]) -> list[str]:
+    """The gauges of single tiers' health reports (health.py's), one row of (host, tier, report) each:
+    what one writer sees (the DB host its tier 1, the backup server tier 2 of each DB host)."""
     out: list[str] = []
-    tiers = [(tier, report["tiers"][tier]) for tier in TIERS if tier in report["tiers"]]
     for name, text, value in METRICS:
-        _gauge(out, name, text, [(f'host="{host}",tier="{tier}"', value(r)) for tier, r in tiers])
-    for name, text, key in (("pgharbor_backup_rpo_seconds", "Age of the newest backup in any tier", "rpo_seconds"),
-                            ("pgharbor_backup_offsite_rpo_seconds", "Age of the newest backup off the DB host",
-                             "offsite_rpo_seconds"),
-                            ("pgharbor_backup_rto_seconds", "Restore time of the last restore drill", "rto_seconds")):
-        _gauge(out, name, text, [(f'host="{host}"', report[key])])
-    _gauge(out, "pgharbor_backup_healthy", "1 when every tier is healthy and the tiers agree",
-           [(f'host="{host}"', int(report["healthy"]))])
-    layer = report.get("timetravel")
-    if layer:
-        tt = list(layer["tiers"].items())
-        for name, text, value in TIMETRAVEL_METRICS:
-            _gauge(out, name, text, [(f'host="{host}",tier="{tier}"', value(t)) for tier, t in tt])
-        _gauge(out, "pgharbor_timetravel_newest_backup_timestamp_seconds",
-               "End of the newest backup of each type in the repository",
-               [(f'host="{host}",tier="{tier}",type="{kind}"', _epoch(b["stop"]))
-                for tier, t in tt for kind, b in (t.get("newest") or {}).items() if b])
-        archiver = layer["archiver"]
+        gauge(out, name, text, [(f'host="{label(host)}",tier="{tier}"', value(r)) for host, tier, r in rows])
+    return out
+
+
+def timetravel_gauges(host: str, layer: dict) -> list[str]:
+    """The gauges of one DB host's time-travel layer (timetravel_report's): per tier, and the archiver
+    when the report comes from the DB host."""
+    out: list[str] = []
+    host = label(host)
+    tt = list(layer["tiers"].items())
+    for name, text, value in TIMETRAVEL_METRICS:
+        gauge(out, name, text, [(f'host="{host}",tier="{tier}"', value(t)) for tier, t in tt])
+    gauge(out, "pgharbor_timetravel_newest_backup_timestamp_seconds",
+           "End of the newest backup of each type in the repository",
+           [(f'host="{host}",tier="{tier}",type="{kind}"', _epoch(b["stop"]))
+            for tier, t in tt for kind, b in (t.get("newest") or {}).items() if b])
+    archiver = layer["archiver"]
+    if any(v is not None for v in archiver.values()):
         failing = archiver["last_failed_time"] is not None and (
             archiver["last_archived_time"] is None or archiver["last_failed_time"] > archiver["last_archived_time"])
-        _gauge(out, "pgharbor_timetravel_archiver_failed_count", "pg_stat_archiver's failed_count",
+        gauge(out, "pgharbor_timetravel_archiver_failed_count", "pg_stat_archiver's failed_count",
                [(f'host="{host}"', archiver["failed_count"])])
-        _gauge(out, "pgharbor_timetravel_archiver_failing", "1 when archive_command failed since its last success",
+        gauge(out, "pgharbor_timetravel_archiver_failing", "1 when archive_command failed since its last success",
                [(f'host="{host}"', int(failing))])
         for key, text in (("ready_segments", "Finished WAL segments waiting to be archived"),
                           ("wal_bytes", "Bytes in pg_wal"),
                           ("wal_free_bytes", "Free bytes on pg_wal's filesystem")):
-            _gauge(out, f"pgharbor_timetravel_{key}", text, [(f'host="{host}"', archiver[key])])
-        _gauge(out, "pgharbor_timetravel_healthy", "1 when every tier of the time-travel layer is healthy",
+            gauge(out, f"pgharbor_timetravel_{key}", text, [(f'host="{host}"', archiver[key])])
+    return out
+
+
+def prometheus(report: dict) -> str:
+    """Text exposition format for node_exporter's textfile collector: host_report's whole report."""
+    host = label(report["host"])
+    tiers = [(report["host"], tier, report["tiers"][tier]) for tier in TIERS if tier in report["tiers"]]
+    out = tier_gauges(tiers)
+    for name, text_, key in (("pgharbor_backup_rpo_seconds", "Age of the newest backup in any tier", "rpo_seconds"),
+                             ("pgharbor_backup_offsite_rpo_seconds", "Age of the newest backup off the DB host",
+                              "offsite_rpo_seconds"),
+                             ("pgharbor_backup_rto_seconds", "Restore time of the last restore drill",
+                              "rto_seconds")):
+        gauge(out, name, text_, [(f'host="{host}"', report[key])])
+    gauge(out, "pgharbor_backup_healthy", "1 when every tier is healthy and the tiers agree",
+           [(f'host="{host}"', int(report["healthy"]))])
+    layer = report.get("timetravel")
+    if layer:
+        out += timetravel_gauges(report["host"], layer)
+        gauge(out, "pgharbor_timetravel_healthy", "1 when every tier of the time-travel layer is healthy",
                [(f'host="{host}"', int(layer["healthy"]))])
-    return "\n".join(out) + "\n"
+    return exposition(out)

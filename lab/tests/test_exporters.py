@@ -1,0 +1,87 @@
+"""roles/exporters on the lab: every exporter answers the monitoring host on
+its host's address, and nobody else reaches the firewalled ones; the DB
+server's postgres_exporter logs in as the monitor role and carries the
+pinned queries' metrics."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from labhosts import lab_host
+
+MON1, LEGACY, BACKUP1 = lab_host("mon1"), lab_host("legacy"), lab_host("backup1")
+ADDRESSES = {"db1": "10.89.42.11", "backup1": "10.89.42.12", "legacy": "10.89.42.10"}
+FETCH = ("python3 -c 'import sys, urllib.request; "
+         "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' {}")
+
+
+def scrape(url: str) -> str:
+    out = MON1.run(FETCH.format(url))
+    assert out.rc == 0, f"{url} from mon1: {out.stderr}"
+    return out.stdout
+
+
+@pytest.mark.parametrize("host", sorted(ADDRESSES))
+def test_node_exporter_answers_the_monitoring_host(host):
+    metrics = scrape(f"http://{ADDRESSES[host]}:9100/metrics")
+    assert "node_filesystem_avail_bytes" in metrics
+    # the textfile collector reads pgharbor's directory (and found it readable)
+    assert 'node_textfile_scrape_error 0' in metrics
+
+
+def test_postgres_exporter_logs_in_and_carries_the_pinned_queries():
+    metrics = scrape("http://10.89.42.11:9187/metrics")
+    assert "\npg_up 1\n" in metrics
+    for name in ("pg_archiver_archived_count", "pg_archiver_last_archived_timestamp_seconds",
+                 "pg_connections_used", "pg_connections_max"):
+        assert f"\n{name} " in metrics or f"\n{name}{{" in metrics, name
+    # the exporter's own session comes through the local socket (the exporter adds a server label)
+    assert re.search(r'^pg_connections_tls_count\{.*transport="local",user="monitor"\} [1-9]', metrics, re.M)
+
+
+@pytest.mark.parametrize("port", [9100, 9187])
+@pytest.mark.parametrize("client", [LEGACY, BACKUP1], ids=["legacy", "backup1"])
+def test_the_db_servers_exporters_are_closed_to_other_hosts(client, port):
+    # The firewall drops (no answer at all), so netcat times out.
+    assert client.run(f"nc -z -w 3 10.89.42.11 {port}").rc != 0
+    # ... while the monitoring host gets through on the same port.
+    assert MON1.run(f"nc -z -w 3 10.89.42.11 {port}").rc == 0
+
+
+def test_exporters_listen_on_their_address_only():
+    listening = lab_host("db1").run("ss -Hltn").stdout
+    for port in (9100, 9187):
+        assert f"10.89.42.11:{port} " in listening
+        assert f"*:{port} " not in listening and f"0.0.0.0:{port} " not in listening
+
+
+TEXTFILE = "/var/lib/prometheus/node-exporter"
+
+
+@pytest.mark.parametrize(("host", "name", "metric"), [
+    ("db1", "backup", 'pgharbor_backup_tier_healthy{host="db1",tier="tier1"}'),
+    ("db1", "timetravel", 'pgharbor_timetravel_tier_healthy{host="db1",tier="tier3"}'),
+    ("backup1", "backup_server", 'pgharbor_backup_quarantined{host="db1",tier="tier2"}'),
+])
+def test_pgharbor_gauges_are_written_by_their_timer_and_published(host, name, metric):
+    target = lab_host(host)
+    gauges = target.file(f"{TEXTFILE}/pgharbor_{name}.prom")
+    assert target.service(f"pgharbor-gauges-{name}.timer").is_running
+    deadline = time.monotonic() + 90
+    while not gauges.exists and time.monotonic() < deadline:
+        time.sleep(2)
+    assert gauges.exists, f"pgharbor-gauges-{name} wrote nothing: journalctl -u pgharbor-gauges-{name}"
+    assert gauges.group == "pgharbor-gauges" and gauges.mode == 0o644
+    published = scrape(f"http://{ADDRESSES[host]}:9100/metrics")
+    assert metric in published
+    assert f'node_textfile_mtime_seconds{{file="{TEXTFILE}/pgharbor_{name}.prom"}}' in published
+    assert "node_textfile_scrape_error 0" in published
+
+
+@pytest.mark.parametrize("user", ["postgres", "nobody"])
+def test_only_the_gauges_units_write_the_textfile_directory(user):
+    # postgres writes there only inside its gauges units (SupplementaryGroups), never as itself.
+    out = lab_host("db1").run(f"runuser -u {user} -- touch {TEXTFILE}/forged.prom")
+    assert out.rc != 0 and "Permission denied" in out.stderr

@@ -1,0 +1,134 @@
+"""roles/monitoring_server on the lab: Prometheus scrapes every exporter and
+has pgharbor's rules; a configuration amtool refuses never replaces the
+running one; a real fault (PostgreSQL stopped on db1) reaches the lab's
+receiver and resolves when it is healed, both measured (printed at the end
+of the run, see conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from ansiblerun import playbook_runner
+from labhosts import INVENTORY, REPO, lab_host
+
+MON1, DB1 = lab_host("mon1"), lab_host("db1")
+PROMETHEUS, ALERTMANAGER = "http://10.89.42.14:9090", "http://10.89.42.14:9093"
+RECEIVED = "/var/lib/lab-alert-receiver/alerts.jsonl"
+RULES = REPO / "roles" / "monitoring_server" / "files" / "pgharbor.rules.yml"
+PLAYBOOK = Path(__file__).parent / "playbooks" / "monitoring_server.yml"
+
+
+def api(url: str):
+    # From the controller: the lab machine is the operators' network, which
+    # mon1's firewall lets in.
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return json.load(answer)
+
+
+def wait_for(what: str, probe, timeout: float, every: float = 2):
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {timeout:.0f} s")
+        time.sleep(every)
+
+
+def notifications(since: float) -> list[dict]:
+    """What the receiver got after `since` (Unix seconds): each alert of each
+    notification, with the notification's arrival time."""
+    out = MON1.run(f"cat {RECEIVED}")
+    found = []
+    for line in out.stdout.splitlines() if out.rc == 0 else []:
+        entry = json.loads(line)
+        if entry["received"] >= since:
+            found += [dict(alert, received=entry["received"]) for alert in entry["notification"]["alerts"]]
+    return found
+
+
+def test_every_target_is_up():
+    def all_up():
+        targets = api(f"{PROMETHEUS}/api/v1/targets")["data"]["activeTargets"]
+        return targets if targets and all(t["health"] == "up" for t in targets) else None
+    targets = wait_for("target list with every target up", all_up, 90)
+    seen = {(t["labels"]["job"], t["labels"]["instance"]) for t in targets}
+    assert seen == {("node", "db1"), ("node", "backup1"), ("node", "legacy"), ("postgres", "db1"),
+                    ("prometheus", "mon1"), ("alertmanager", "mon1")}
+
+
+def test_prometheus_has_every_rule_of_the_repository():
+    loaded = {rule["name"] for group in api(f"{PROMETHEUS}/api/v1/rules")["data"]["groups"]
+              for rule in group["rules"]}
+    expected = {rule.get("alert") or rule.get("record")
+                for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]}
+    assert expected <= loaded
+    assert "pgharbor:threshold:disk_full_hours" in loaded
+    # the thresholds are the inventory's values (the role's defaults in the lab)
+    value = api(f"{PROMETHEUS}/api/v1/query?query=pgharbor:threshold:disk_full_hours")["data"]["result"]
+    assert float(value[0]["value"][1]) == 24
+
+
+def test_a_configuration_amtool_refuses_leaves_the_running_one():
+    before = MON1.file("/etc/prometheus/alertmanager.yml").sha256sum
+    run = playbook_runner(REPO, INVENTORY)(PLAYBOOK, extra_vars={
+        "monitoring_server_routes": [{"matchers": ['severity="critical"'], "receiver": "nobody"}]})
+    assert run.returncode != 0
+    assert 'undefined receiver "nobody"' in run.stdout, run.stdout[-3000:]
+    assert MON1.file("/etc/prometheus/alertmanager.yml").sha256sum == before
+    assert api(f"{ALERTMANAGER}/api/v2/status")["config"]["original"].count("nobody") == 0
+
+
+def test_postgresql_stopped_reaches_the_receiver_and_resolves(measured):
+    def alert(status: str, since: float):
+        return lambda: [a for a in notifications(since) if a["labels"]["alertname"] == "PostgreSQLDown"
+                        and a["labels"]["instance"] == "db1" and a["status"] == status]
+
+    broken = time.time()
+    assert DB1.run("systemctl stop postgresql@15-main").rc == 0
+    try:
+        fired = wait_for("PostgreSQLDown at the receiver", alert("firing", broken), 300)
+    finally:
+        healed = time.time()
+        assert DB1.run("systemctl start postgresql@15-main").rc == 0
+    resolved = wait_for("PostgreSQLDown resolved at the receiver", alert("resolved", healed), 300)
+    measured.append(("PostgreSQL stopped on db1", fired[0]["received"] - broken,
+                     resolved[0]["received"] - healed))
+    assert fired[0]["labels"]["severity"] == "critical"
+    assert fired[0]["annotations"]["runbook"] == "docs/MONITORING.md#postgresqldown"
+
+
+KEYWORDS = {"and", "or", "unless", "on", "ignoring", "group_left", "group_right", "by", "without", "bool",
+            "offset", "inf", "nan"}
+
+
+def metrics_of(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads: what is left once strings, label matchers, label
+    lists, ranges, functions and keywords are taken out."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)
+    expr = re.sub(r"\b(on|ignoring|by|without|group_left|group_right)\s*\([^)]*\)", "", expr)
+    names = {m.group() for m in re.finditer(r"(?<![\w:.])[A-Za-z_:][A-Za-z0-9_:]*", expr)
+             if not expr[m.end():].lstrip().startswith("(")}
+    return {n for n in names if n.lower() not in KEYWORDS}
+
+
+def test_every_metric_a_rule_reads_is_emitted():
+    """Rules often read a metric their exporter does not emit, and then never fire: each metric the
+    rules read must be in this lab's live scrape (the pinned exporters and pgharbor's own gauges)."""
+    def emitted():
+        names = set(api(f"{PROMETHEUS}/api/v1/label/__name__/values")["data"])
+        return names if {"pgharbor_backup_count", "pgharbor_timetravel_tier_healthy"} <= names else None
+    names = wait_for("pgharbor's gauges in Prometheus", emitted, 180, every=5)
+    read = {name for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]
+            if "alert" in rule for name in metrics_of(rule["expr"])}
+    assert "pg_up" in read and "pgharbor_backup_quarantined" in read  # the parser finds what is there
+    missing = sorted(read - names)
+    assert not missing, f"the rules read metrics nothing emits: {missing}"

@@ -1,0 +1,29 @@
+"""Prometheus's text exposition format, as node_exporter's textfile
+collector reads it: gauges with their HELP and TYPE, label values escaped.
+Every writer of pgharbor's gauges (backups, time travel, the link) uses it."""
+
+from __future__ import annotations
+
+
+def label(value: str) -> str:
+    """A label value, escaped for the text format."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def labels(**pairs: str) -> str:
+    """host="db1",tier="tier1": the labels of one sample, in the order given."""
+    return ",".join(f'{name}="{label(str(value))}"' for name, value in pairs.items())
+
+
+def gauge(out: list[str], name: str, text: str, samples: list[tuple[str, object]]) -> None:
+    """One gauge's HELP, TYPE and samples (labels already rendered) appended to out; nothing when it has
+    no sample (a value of None is no sample)."""
+    samples = [(rendered, value) for rendered, value in samples if value is not None]
+    if samples:
+        out += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
+        out += [f"{name}{{{rendered}}} {value}" for rendered, value in samples]
+
+
+def exposition(lines: list[str]) -> str:
+    """Lines of gauges as one file."""
+    return "\n".join(lines) + "\n"
