@@ -10,6 +10,9 @@ import json
 import re
 import time
 import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ import yaml
 from ansiblerun import playbook_runner
 from labhosts import INVENTORY, REPO, lab_host
 
-MON1, DB1 = lab_host("mon1"), lab_host("db1")
+MON1, DB1, LEGACY, BACKUP1 = lab_host("mon1"), lab_host("db1"), lab_host("legacy"), lab_host("backup1")
 PROMETHEUS, ALERTMANAGER = "http://10.89.42.14:9090", "http://10.89.42.14:9093"
 RECEIVED = "/var/lib/lab-alert-receiver/alerts.jsonl"
 RULES = REPO / "roles" / "monitoring_server" / "files" / "pgharbor.rules.yml"
@@ -86,23 +89,88 @@ def test_a_configuration_amtool_refuses_leaves_the_running_one():
     assert api(f"{ALERTMANAGER}/api/v2/status")["config"]["original"].count("nobody") == 0
 
 
-def test_postgresql_stopped_reaches_the_receiver_and_resolves(measured):
-    def alert(status: str, since: float):
-        return lambda: [a for a in notifications(since) if a["labels"]["alertname"] == "PostgreSQLDown"
-                        and a["labels"]["instance"] == "db1" and a["status"] == status]
+@dataclass
+class Fault:
+    """Something broken in the lab, the alert it must raise and where, and how to heal it."""
+    name: str
+    alertname: str
+    instance: str
+    breaking: Callable[[], None]
+    healing: Callable[[], None]
+    labels: dict = field(default_factory=dict)
 
+
+def alert_at_receiver(fault: Fault, status: str, since: float) -> Callable[[], list[dict]]:
+    return lambda: [a for a in notifications(since) if a["labels"]["alertname"] == fault.alertname
+                    and a["labels"]["instance"] == fault.instance and a["status"] == status]
+
+
+def break_and_heal(fault: Fault) -> tuple[float, float]:
+    """Break, wait for the alert at the receiver, heal, wait for the resolution: the seconds each
+    took to arrive. The fault is healed whatever happens."""
     broken = time.time()
-    assert DB1.run("systemctl stop postgresql@15-main").rc == 0
+    fault.breaking()
     try:
-        fired = wait_for("PostgreSQLDown at the receiver", alert("firing", broken), 300)
+        fired = wait_for(f"{fault.alertname} at the receiver", alert_at_receiver(fault, "firing", broken), 300)
     finally:
         healed = time.time()
-        assert DB1.run("systemctl start postgresql@15-main").rc == 0
-    resolved = wait_for("PostgreSQLDown resolved at the receiver", alert("resolved", healed), 300)
-    measured.append(("PostgreSQL stopped on db1", fired[0]["received"] - broken,
-                     resolved[0]["received"] - healed))
-    assert fired[0]["labels"]["severity"] == "critical"
-    assert fired[0]["annotations"]["runbook"] == "docs/MONITORING.md#postgresqldown"
+        fault.healing()
+    for name, value in fault.labels.items():
+        assert fired[0]["labels"][name] == value, (fault.alertname, name, fired[0]["labels"])
+    assert fired[0]["annotations"]["runbook"] == f"docs/MONITORING.md#{fault.alertname.lower()}"
+    resolved = wait_for(f"{fault.alertname} resolved at the receiver", alert_at_receiver(fault, "resolved", healed),
+                        300)
+    return fired[0]["received"] - broken, resolved[0]["received"] - healed
+
+
+def run(host, command: str) -> None:
+    out = host.run(command)
+    assert out.rc == 0, f"{command}: {out.stderr}"
+
+
+def damaged_arrival() -> Fault:
+    """A copy of db1's newest backup arrives on backup1 with one byte changed: the intake quarantines
+    it, the gauges count it; the operator removes it once looked at."""
+    root = json.loads(BACKUP1.file("/etc/pgharbor/backup-server.json").content_string)["root"]
+    store, incoming, quarantine = (f"{root}/{d}/db1" for d in ("store", "incoming", "quarantine"))
+    manifest = [name for name in sorted(BACKUP1.run(f"ls {store}").stdout.split())
+                if name.endswith(".manifest.json")][-1]
+    artefact = json.loads(BACKUP1.file(f"{store}/{manifest}").content_string)["artefact"]
+    # As the shipping login leaves them: the artefact first, one byte flipped, then its manifest.
+    ship = "install -o pgharbor-ship -g pgharbor -m 0640"
+    return Fault(
+        "a damaged arrival on backup1", "BackupQuarantined", "backup1",
+        lambda: run(BACKUP1, f"{ship} {store}/{artefact} {incoming}/{artefact} && printf X | dd "
+                             f"of={incoming}/{artefact} bs=1 seek=100 conv=notrunc status=none && "
+                             f"{ship} {store}/{manifest} {incoming}/{manifest}"),
+        lambda: run(BACKUP1, f"rm -f {quarantine}/{artefact} {quarantine}/{manifest}"),
+        {"severity": "warning", "host": "db1"})
+
+
+def test_real_faults_reach_the_receiver_and_resolve(measured):
+    """Each fault broken in the lab, its alert measured at the receiver, healed, its resolution
+    measured. Faults that cannot mask each other run side by side (a cut link and a damaged arrival;
+    PostgreSQL stopped), the slow link alone: a stopped server or a cut link would hide it."""
+    phases = [
+        [Fault("the application's link cut (legacy to db1)", "LinkDown", "legacy",
+               # inside legacy's own network namespace: its packets to db1 go nowhere
+               lambda: run(LEGACY, "ip route add blackhole 10.89.42.11/32"),
+               lambda: run(LEGACY, "ip route del blackhole 10.89.42.11/32"),
+               {"severity": "critical", "service": "buffer_remote"}),
+         damaged_arrival()],
+        [Fault("PostgreSQL stopped on db1", "PostgreSQLDown", "db1",
+               lambda: run(DB1, "systemctl stop postgresql@15-main"),
+               lambda: run(DB1, "systemctl start postgresql@15-main"), {"severity": "critical"})],
+        # The lab's kernel has no netem: a token bucket shapes legacy's side of the link to 16 kbit/s,
+        # which the application sees as latency (each packet waits for its tokens).
+        [Fault("the application's link slowed (legacy, 16 kbit/s)", "LinkSlow", "legacy",
+               lambda: run(LEGACY, "tc qdisc add dev eth0 root tbf rate 16kbit burst 1600 latency 5s"),
+               lambda: run(LEGACY, "tc qdisc del dev eth0 root"), {"severity": "warning"})],
+    ]
+    for phase in phases:
+        with ThreadPoolExecutor(len(phase)) as pool:
+            for fault, times in zip(phase, pool.map(break_and_heal, phase), strict=True):
+                measured.append((fault.name, *times))
 
 
 KEYWORDS = {"and", "or", "unless", "on", "ignoring", "group_left", "group_right", "by", "without", "bool",
