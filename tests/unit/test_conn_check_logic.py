@@ -110,3 +110,30 @@ def test_each_explained_libpq_message_has_a_failure_cause_for_the_gauges():
     assert failure_cause("cannot connect: connection to server at 10.0.0.1 failed: timeout expired; no answer") \
         == "timeout"
     assert failure_cause("cannot connect: something new") == "other"
+
+
+def test_the_link_gauges_carry_the_figures_their_limits_and_the_cause():
+    from pgharbor.link.check import ConnReport, Thresholds
+    from pgharbor.link.gauges import link_gauges
+
+    limits = Thresholds(connect_p95_ms=250, query_p95_ms=20, min_cert_days=30)
+    sound = ConnReport(target="app_rw@db1:5432/buffer", reachable=True,
+                       connect_ms={"p50": 12.5, "p95": 20.0}, query_ms={"p50": 0.4, "p95": 1.5},
+                       tls={"in_use": True, "sslmode": "verify-full", "protocol": "TLSv1.3",
+                            "cipher": "TLS_AES_256_GCM_SHA384", "certificate": {"verify_full": True, "days_left": 88}},
+                       authentication={"method": "password", "user": "app_rw"})
+    lines = link_gauges("buffer", sound, limits)
+    assert 'pgharbor_link_up{service="buffer"} 1' in lines
+    assert 'pgharbor_link_query_seconds{service="buffer",quantile="0.95"} 0.0015' in lines
+    assert 'pgharbor_link_connect_p95_limit_seconds{service="buffer"} 0.25' in lines
+    assert 'pgharbor_link_certificate_days_left{service="buffer"} 88' in lines
+    assert 'pgharbor_link_certificate_min_days{service="buffer"} 30' in lines
+    assert not [line for line in lines if line.startswith("pgharbor_link_failure")]
+
+    cut = ConnReport(target="db1:5432", problems=["cannot connect: connection to server at 10.0.0.1 failed: "
+                                                  "Connection refused; nothing listens there"])
+    lines = link_gauges("buffer", cut, Thresholds())
+    assert 'pgharbor_link_up{service="buffer"} 0' in lines
+    assert 'pgharbor_link_failure{service="buffer",cause="refused"} 1' in lines
+    # no figure that was not measured, and no limit that was not set
+    assert not [line for line in lines if "_seconds" in line or "_limit_" in line]

@@ -169,3 +169,20 @@ def test_an_overdue_drill_is_a_problem_only_once_one_has_passed():
                                                 timedelta(days=35))["problems"])
     assert not any("drill" in p for p in health([state], {}, timedelta(minutes=5), NOW, {},
                                                 timedelta(days=35))["problems"])
+
+
+def test_each_writer_publishes_only_what_it_sees():
+    """The gauges' timers: the backup server writes tier 2 of each DB host (with its quarantine) and
+    its pulled snapshots, never an archiver it cannot see; one label value that needs escaping stays one."""
+    from pgharbor.tiers.report import tier_gauges, timetravel_gauges
+
+    tier2 = dict(tier(10, 11), quarantined=["x.dump.zst.gpg", "x.manifest.json"])
+    snapshots = {"snapshots": 4, "oldest": "20261201T020000Z", "newest": "20261202T115500Z",
+                 "newest_age_seconds": 300.0, "problems": [], "healthy": True}
+    got = samples("\n".join(tier_gauges([("db1", "tier2", tier2), ('d"b2', "tier2", tier(3, 5))])
+                            + timetravel_gauges("db1", timetravel_report({}, snapshots))))
+    assert got['pgharbor_backup_quarantined{host="db1",tier="tier2"}'] == 2
+    assert 'pgharbor_backup_quarantined{host="d\\"b2",tier="tier2"}' not in got  # no quarantine read: no sample
+    assert got['pgharbor_backup_tier_healthy{host="d\\"b2",tier="tier2"}'] == 1
+    assert got['pgharbor_timetravel_backups{host="db1",tier="tier2"}'] == 4
+    assert not [name for name in got if "archiver" in name]
