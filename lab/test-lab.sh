@@ -17,6 +17,13 @@ if ! flock -n 9; then
     flock 9
 fi
 
+# CI proves the lab from nothing: a lab left on the machine (by a run that
+# was cut off, perhaps with its containers' processes killed) is removed.
+if [ "${CI:-}" = true ] && [ -n "$(podman ps -a -q --filter label=pgharbor.lab=true)" ]; then
+    echo "lab-test: CI starts from a new lab; removing the one left on this machine"
+    make --no-print-directory lab-down >/dev/null
+fi
+
 log=$(mktemp)
 created=no
 if [ -z "$(podman ps -a -q --filter label=pgharbor.lab=true)" ]; then
