@@ -15,10 +15,11 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # ssh for the tests that reach a container over SSH (libwrap0: what the
 # tests' unpacked sshd links against), the tools the backup code calls,
 # pgBackRest (the time-travel layer) and stunnel (HTTPS in front of the
-# tests' S3 server; it starts no service of its own without a configuration).
+# tests' S3 server; it starts no service of its own without a configuration)
+# and Chromium (the daily report read in a real browser).
 SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns netavark aardvark-dns \
 	iptables postgresql-15 postgresql-client-15 python3-venv gpg zstd rsync nftables \
-	openssh-client libwrap0 pgbackrest stunnel4
+	openssh-client libwrap0 pgbackrest stunnel4 chromium
 STAMP := .cache
 MOTO_WHEELS := lab/.cache/moto-wheels.tar
 SSHD := $(STAMP)/openssh-server/usr/sbin/sshd
@@ -72,8 +73,8 @@ role-docs-check: venv
 unit: venv ## unit tests (pure logic)
 	pytest tests/unit
 
-integration: deps $(SSHD) ## integration tests (real PostgreSQL, sshd and S3 servers on loopback)
-	@start=$$(date +%s); pytest --durations=15 tests/integration; echo "== integration passed in $$(( $$(date +%s) - start )) s"
+integration: deps $(SSHD) $(PROMTOOL) ## integration tests (real PostgreSQL, sshd, S3 and Prometheus servers on loopback)
+	@start=$$(date +%s); $(CI_NICE) pytest --durations=15 tests/integration; echo "== integration passed in $$(( $$(date +%s) - start )) s"
 
 # The tier-2 tests start their own sshd on loopback. Unpacked from Debian's
 # package, not installed: installing openssh-server would start a system SSH
@@ -90,8 +91,9 @@ rules: $(PROMTOOL) ## the alert rules: promtool check rules, and their unit test
 	$(PROMTOOL) check rules roles/monitoring_server/files/pgharbor.rules.yml
 	$(PROMTOOL) test rules tests/rules/*.yml
 
-# promtool, unpacked from Debian's prometheus package (installing it would
-# start a Prometheus on the machine).
+# promtool and prometheus (the daily report's tests start one on loopback),
+# unpacked from Debian's prometheus package (installing it would start a
+# Prometheus on the machine).
 $(PROMTOOL): | $(STAMP)/system-deps
 	rm -rf $(STAMP)/prometheus && mkdir -p $(STAMP)/prometheus
 	cd $(STAMP) && { apt-get download -qq prometheus 2>/dev/null || \
@@ -113,16 +115,27 @@ molecule: deps lab-image $(MOTO_WHEELS) scenarios-listed ## every Molecule scena
 
 molecule-%: deps lab-image $(MOTO_WHEELS) ## one Molecule scenario, for example make molecule-pg_backup
 	@echo "== molecule test -s $* ($$(date -u +%H:%M:%S))"
-	@start=$$(date +%s); molecule test -s $*; echo "== molecule $* passed in $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(CI_NICE) molecule test -s $*; echo "== molecule $* passed in $$(( $$(date +%s) - start )) s"
 
 # CI: lint and the unit tests (a minute), then the long parts three at a time,
 # the longest first: the lab's story, the scenarios and the integration tests
 # spend most of their time waiting on containers and servers, not on the two
 # CPUs. None shares a container, network, port or certificate directory with
 # another. Each part's output is printed whole when it ends.
+#
+# The lab's story is the longest part, so the others run at a lower
+# priority (CI_NICE; the containers they create inherit it): they take the
+# CPU the lab's story leaves while it waits on its alerts and timers. The
+# share of the two CPUs the parts kept busy is printed at the end, the
+# figure that says whether more parts side by side could help.
 CI_PARTS := lab-test molecule-backup_server integration $(addprefix molecule-,$(filter-out backup_server,$(SCENARIOS)))
+CI_NICE ?=
+cpu_ticks = awk '/^cpu / { print $$2 + $$3 + $$4 + $$7 + $$8 + $$9, $$5 + $$6 }' /proc/stat
 test: lint unit rules scenarios-listed ## everything CI runs
-	$(MAKE) --no-print-directory -j3 --output-sync=target $(CI_PARTS)
+	@read -r busy0 idle0 < <($(cpu_ticks)); start=$$(date +%s); \
+	$(MAKE) --no-print-directory -j3 --output-sync=target CI_NICE="nice -n 10" $(CI_PARTS); \
+	read -r busy1 idle1 < <($(cpu_ticks)); \
+	echo "== the parallel parts took $$(( $$(date +%s) - start )) s and kept the CPUs $$(( 100 * (busy1 - busy0) / (busy1 - busy0 + idle1 - idle0) ))% busy"
 
 # The playbooks, per environment: make migrate ENV=staging ARGS='--check --diff'
 # is bin/play staging migrate --check --diff, which adds the environment's

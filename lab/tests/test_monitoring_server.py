@@ -53,8 +53,17 @@ def notifications(since: float) -> list[dict]:
     for line in out.stdout.splitlines() if out.rc == 0 else []:
         entry = json.loads(line)
         if entry["received"] >= since:
-            found += [dict(alert, received=entry["received"]) for alert in entry["notification"]["alerts"]]
+            # The daily report's summary comes here too, without alerts.
+            found += [dict(alert, received=entry["received"]) for alert in entry["notification"].get("alerts", [])]
     return found
+
+
+def reports(since: float) -> list[dict]:
+    """The daily report's documents the receiver got after `since`."""
+    out = MON1.run(f"cat {RECEIVED}")
+    entries = [json.loads(line) for line in out.stdout.splitlines()] if out.rc == 0 else []
+    return [entry["notification"] for entry in entries
+            if entry["received"] >= since and entry["notification"].get("kind") == "pgharbor-daily-report"]
 
 
 def test_every_target_is_up():
@@ -77,6 +86,22 @@ def test_prometheus_has_every_rule_of_the_repository():
     # the thresholds are the inventory's values (the role's defaults in the lab)
     value = api(f"{PROMETHEUS}/api/v1/query?query=pgharbor:threshold:disk_full_hours")["data"]["result"]
     assert float(value[0]["value"][1]) == 24
+
+
+def test_the_daily_report_is_written_and_its_summary_reaches_the_receiver():
+    assert MON1.service("pgharbor-report.timer").is_enabled
+    since = time.time()
+    run(MON1, "systemctl start pgharbor-report.service")
+    (document,) = reports(since)
+    # The lab's own day: its link, its tiers and its drills, as Prometheus has them.
+    assert "link legacy buffer_remote: connect p95 peak" in document["text"], document["text"]
+    assert "RPO logical tier1 db1:" in document["text"] and "RPO time travel tier3 db1:" in document["text"]
+    # lab.yml's restore drill of the newest backup
+    assert "drill logical tier1 db1: passed" in document["text"]
+    page = MON1.file(f"/var/lib/pgharbor-report/{document['page']}")
+    assert page.user == "pgharbor-report" and page.mode == 0o644
+    assert MON1.file("/var/lib/pgharbor-report/latest.html").content_string == page.content_string
+    assert "<svg" in page.content_string
 
 
 def test_a_configuration_amtool_refuses_leaves_the_running_one():

@@ -15,7 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "module_utils" / "pgharbor"
 # A room may import from rooms of a lower rank (and from itself; "" is the
 # top: errors and the version); rooms of the same rank do not import each
 # other.
-RANK = {"": -1, "common": 0, "pg": 1, "migration": 2, "backup": 2, "link": 2, "timetravel": 2, "tiers": 3, "cli": 4}
+RANK = {"": -1, "common": 0, "pg": 1, "migration": 2, "backup": 2, "link": 2, "timetravel": 2, "report": 2,
+        "tiers": 3, "cli": 4}
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent == PACKAGE)
 
 

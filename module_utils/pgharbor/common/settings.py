@@ -16,6 +16,8 @@ BACKUP_CONFIG = "/etc/pgharbor/backup.json"
 BACKUP_SERVER_CONFIG = "/etc/pgharbor/backup-server.json"
 # Written by the pg_timetravel role (its __pg_timetravel_settings).
 TIMETRAVEL_CONFIG = "/etc/pgharbor/timetravel.json"
+# Written by the monitoring_server role (its __monitoring_server_report_settings).
+REPORT_CONFIG = "/etc/pgharbor/report.json"
 
 
 class ConfigError(PgharborError, ValueError):
