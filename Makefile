@@ -24,6 +24,7 @@ STAMP := .cache
 MOTO_WHEELS := lab/.cache/moto-wheels.tar
 SSHD := $(STAMP)/openssh-server/usr/sbin/sshd
 PROMTOOL := $(STAMP)/prometheus/usr/bin/promtool
+MTAIL := $(STAMP)/mtail/usr/bin/mtail
 
 .PHONY: help deps system-deps venv lint yamllint ansible-lint ruff role-docs role-docs-check unit rules integration molecule scenarios-listed test \
 	lab lab-image lab-test lab-down lab-clean bench-migrate bench-backup bench-ship bench-timetravel clean $(PLAYBOOKS)
@@ -73,17 +74,14 @@ role-docs-check: venv
 unit: venv ## unit tests (pure logic)
 	pytest tests/unit
 
-integration: deps $(SSHD) $(PROMTOOL) ## integration tests (real PostgreSQL, sshd, S3 and Prometheus servers on loopback)
+integration: deps $(SSHD) $(PROMTOOL) $(MTAIL) ## integration tests (real PostgreSQL, sshd, S3 and Prometheus servers, mtail, on loopback)
 	@start=$$(date +%s); $(CI_NICE) pytest --durations=15 tests/integration; echo "== integration passed in $$(( $$(date +%s) - start )) s"
 
 # The tier-2 tests start their own sshd on loopback. Unpacked from Debian's
 # package, not installed: installing openssh-server would start a system SSH
 # service on the machine.
 $(SSHD): | $(STAMP)/system-deps
-	rm -rf $(STAMP)/openssh-server && mkdir -p $(STAMP)/openssh-server
-	cd $(STAMP) && { apt-get download -qq openssh-server 2>/dev/null || \
-		{ apt-get update -qq && apt-get download -qq openssh-server; }; }
-	dpkg-deb -x $(STAMP)/openssh-server_*.deb $(STAMP)/openssh-server && rm -f $(STAMP)/openssh-server_*.deb
+	$(call unpack,openssh-server)
 	@# sshd started as root drops privileges to this user (the package's postinst would create it)
 	id sshd >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /run/sshd --shell /usr/sbin/nologin sshd
 
@@ -95,10 +93,20 @@ rules: $(PROMTOOL) ## the alert rules: promtool check rules, and their unit test
 # unpacked from Debian's prometheus package (installing it would start a
 # Prometheus on the machine).
 $(PROMTOOL): | $(STAMP)/system-deps
-	rm -rf $(STAMP)/prometheus && mkdir -p $(STAMP)/prometheus
-	cd $(STAMP) && { apt-get download -qq prometheus 2>/dev/null || \
-		{ apt-get update -qq && apt-get download -qq prometheus; }; }
-	dpkg-deb -x $(STAMP)/prometheus_*.deb $(STAMP)/prometheus && rm -f $(STAMP)/prometheus_*.deb
+	$(call unpack,prometheus)
+
+# mtail, for its program's test against a real PostgreSQL's log (installing
+# it would start an mtail on the machine).
+$(MTAIL): | $(STAMP)/system-deps
+	$(call unpack,mtail)
+
+# $(call unpack,<package>): Debian's package unpacked under $(STAMP)/<package>, not installed.
+define unpack
+	rm -rf $(STAMP)/$(1) && mkdir -p $(STAMP)/$(1)
+	cd $(STAMP) && { apt-get download -qq $(1) 2>/dev/null || \
+		{ apt-get update -qq && apt-get download -qq $(1); }; }
+	dpkg-deb -x $(STAMP)/$(1)_*.deb $(STAMP)/$(1) && rm -f $(STAMP)/$(1)_*.deb
+endef
 
 # Every scenario in molecule/ must be listed here (scenarios-listed checks),
 # the longest first.

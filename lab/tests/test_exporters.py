@@ -1,7 +1,7 @@
 """roles/exporters on the lab: every exporter answers the monitoring host on
 its host's address, and nobody else reaches the firewalled ones; the DB
 server's postgres_exporter logs in as the monitor role and carries the
-pinned queries' metrics."""
+pinned queries' metrics; its mtail counts every login PostgreSQL refused."""
 
 from __future__ import annotations
 
@@ -41,7 +41,32 @@ def test_postgres_exporter_logs_in_and_carries_the_pinned_queries():
     assert re.search(r'^pg_connections_tls_count\{.*transport="local",user="monitor"\} [1-9]', metrics, re.M)
 
 
-@pytest.mark.parametrize("port", [9100, 9187])
+def refused_logins() -> dict[str, float]:
+    metrics = scrape("http://10.89.42.11:3903/metrics")
+    return {name: float(value) for name, value in
+            re.findall(r"^(pgharbor_postgresql_\w+_total) (\S+)$", metrics, re.M)}
+
+
+def test_mtail_counts_the_logins_postgresql_refused():
+    before = refused_logins()
+    assert set(before) == {"pgharbor_postgresql_auth_failed_total", "pgharbor_postgresql_rejected_total"}
+    db1 = lab_host("db1")
+    for _ in range(3):  # plain TCP: the first hba line that matches says reject
+        out = db1.run("psql 'host=127.0.0.1 dbname=postgres user=nobody sslmode=disable' -XAtc 'SELECT 1'")
+        assert out.rc != 0 and "pg_hba.conf rejects connection" in out.stderr, out.stderr
+    for _ in range(2):  # the application's own service, a real user, the wrong password
+        out = LEGACY.run("runuser -u buffer_app -- psql 'service=buffer_remote user=monitor password=wrong' "
+                         "-XAtc 'SELECT 1'")
+        assert out.rc != 0 and "password authentication failed" in out.stderr, out.stderr
+    expected = {"pgharbor_postgresql_auth_failed_total": before["pgharbor_postgresql_auth_failed_total"] + 2,
+                "pgharbor_postgresql_rejected_total": before["pgharbor_postgresql_rejected_total"] + 3}
+    deadline = time.monotonic() + 15
+    while (now := refused_logins()) != expected and time.monotonic() < deadline:
+        time.sleep(1)
+    assert now == expected
+
+
+@pytest.mark.parametrize("port", [9100, 9187, 3903])
 @pytest.mark.parametrize("client", [LEGACY, BACKUP1], ids=["legacy", "backup1"])
 def test_the_db_servers_exporters_are_closed_to_other_hosts(client, port):
     # The firewall drops (no answer at all), so netcat times out.
@@ -52,7 +77,7 @@ def test_the_db_servers_exporters_are_closed_to_other_hosts(client, port):
 
 def test_exporters_listen_on_their_address_only():
     listening = lab_host("db1").run("ss -Hltn").stdout
-    for port in (9100, 9187):
+    for port in (9100, 9187, 3903):
         assert f"10.89.42.11:{port} " in listening
         assert f"*:{port} " not in listening and f"0.0.0.0:{port} " not in listening
 
@@ -64,6 +89,8 @@ TEXTFILE = "/var/lib/prometheus/node-exporter"
     ("db1", "backup", 'pgharbor_backup_tier_healthy{host="db1",tier="tier1"}'),
     ("db1", "timetravel", 'pgharbor_timetravel_tier_healthy{host="db1",tier="tier3"}'),
     ("backup1", "backup_server", 'pgharbor_backup_quarantined{host="db1",tier="tier2"}'),
+    ("db1", "firewall", 'pgharbor_firewall_packets_total{counter="dropped"}'),
+    ("backup1", "firewall", 'pgharbor_firewall_packets_total{counter="dropped"}'),
 ])
 def test_pgharbor_gauges_are_written_by_their_timer_and_published(host, name, metric):
     target = lab_host(host)

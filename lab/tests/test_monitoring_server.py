@@ -72,7 +72,7 @@ def test_every_target_is_up():
         return targets if targets and all(t["health"] == "up" for t in targets) else None
     targets = wait_for("target list with every target up", all_up, 90)
     seen = {(t["labels"]["job"], t["labels"]["instance"]) for t in targets}
-    assert seen == {("node", "db1"), ("node", "backup1"), ("node", "legacy"), ("postgres", "db1"),
+    assert seen == {("node", "db1"), ("node", "backup1"), ("node", "legacy"), ("postgres", "db1"), ("mtail", "db1"),
                     ("prometheus", "mon1"), ("alertmanager", "mon1")}
 
 

@@ -51,7 +51,8 @@ def test_firewall_opens_postgresql_to_exactly_the_pg_hba_networks(inventory):
 
 
 EXPORTERS = (
-    "{{ {'firewall': firewall_services | selectattr('name', 'in', ['node_exporter', 'postgres_exporter']) | list,"
+    "{{ {'firewall': firewall_services | selectattr('name', 'in', ['node_exporter', 'postgres_exporter', 'mtail'])"
+    " | list,"
     " 'monitoring': groups['monitoring_servers'] | map('extract', hostvars) | map(attribute='lab_ip', default='')"
     " | list + groups['monitoring_servers'] | map('extract', hostvars) | map(attribute='mon_ip', default='') | list,"
     " 'postgres': exporters_postgres | default(false), 'listen': exporters_listen_address} | to_json }}"
@@ -67,7 +68,8 @@ def test_the_exporters_are_open_to_the_monitoring_hosts_alone(inventory):
     for host, values in hosts.items():
         monitoring = sorted(f"{address}/32" for address in values["monitoring"] if address)
         assert monitoring, f"{inventory.name}: no monitoring host"
-        expected = {"node_exporter": 9100} | ({"postgres_exporter": 9187} if values["postgres"] else {})
+        # The exporters role's ports; mtail runs beside postgres_exporter.
+        expected = {"node_exporter": 9100} | ({"postgres_exporter": 9187, "mtail": 3903} if values["postgres"] else {})
         opened = {entry["name"]: entry for entry in values["firewall"]}
         assert set(opened) == set(expected), f"{inventory.name}/{host}: exporter ports {sorted(opened)}"
         for name, port in expected.items():

@@ -52,3 +52,13 @@ def test_a_threshold_no_rule_reads_is_named_before_anything_changes(repo, tmp_pa
     assert result.returncode != 0
     assert "monitoring_server_thresholds names disk_full_hour, which no rule reads" in result.stdout
     assert "disk_full_hours" in result.stdout
+
+
+def test_a_report_receiver_that_is_not_a_receiver_is_named_before_anything_changes(repo, tmp_path):
+    result = run_role(repo, tmp_path, "monitoring_server", {
+        "monitoring_server_listen_address": "127.0.0.1",
+        "monitoring_server_scrape_jobs": [], "monitoring_server_receivers": [{"name": "ops"}, {"name": "pager"}],
+        "monitoring_server_report_receiver": "reports"})
+    assert result.returncode != 0
+    assert "monitoring_server_report_receiver is reports, which is not the name of one of" in result.stdout
+    assert "(ops, pager)" in result.stdout

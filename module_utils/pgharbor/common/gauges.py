@@ -18,9 +18,18 @@ def labels(**pairs: str) -> str:
 def gauge(out: list[str], name: str, text: str, samples: list[tuple[str, object]]) -> None:
     """One gauge's HELP, TYPE and samples (labels already rendered) appended to out; nothing when it has
     no sample (a value of None is no sample)."""
+    _metric(out, "gauge", name, text, samples)
+
+
+def counter(out: list[str], name: str, text: str, samples: list[tuple[str, object]]) -> None:
+    """The same for a counter (a value that only grows, or starts again at 0)."""
+    _metric(out, "counter", name, text, samples)
+
+
+def _metric(out: list[str], kind: str, name: str, text: str, samples: list[tuple[str, object]]) -> None:
     samples = [(rendered, value) for rendered, value in samples if value is not None]
     if samples:
-        out += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
+        out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
         out += [f"{name}{{{rendered}}} {value}" for rendered, value in samples]
 
 
