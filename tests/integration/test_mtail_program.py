@@ -29,17 +29,21 @@ def role_log_settings() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def server():
     pg = start_server(role_log_settings())
-    with pg.connect(autocommit=True) as conn:
-        conn.execute("CREATE ROLE app LOGIN PASSWORD 'right'")
-        conn.execute("CREATE DATABASE hidden")
-    # The first lines win: one user is rejected outright, one database has no line at all.
-    hba = pg.datadir / "pg_hba.conf"
-    hba.write_text("local all all peer\n"
-                   "host all intruder 127.0.0.1/32 reject\n"
-                   "host postgres all 127.0.0.1/32 scram-sha-256\n")
-    subprocess.run([*_as_server_user(), str(PG_BINDIR / "pg_ctl"), "reload", "-D", str(pg.datadir)], check=True)
-    yield pg
-    pg.remove()
+    try:
+        with pg.connect(autocommit=True) as conn:
+            conn.execute("CREATE ROLE app LOGIN PASSWORD 'right'")
+            conn.execute("CREATE DATABASE hidden")
+        # The first lines win: one user is rejected outright, one database has no line at all.
+        hba = pg.datadir / "pg_hba.conf"
+        hba.write_text("local all all peer\n"
+                       "host all intruder 127.0.0.1/32 reject\n"
+                       "host postgres all 127.0.0.1/32 scram-sha-256\n")
+        subprocess.run([*_as_server_user(), str(PG_BINDIR / "pg_ctl"), "reload", "-D", str(pg.datadir)],
+                       check=True)
+        yield pg
+    finally:
+        # also when the setting up fails: no server outlives the test
+        pg.remove()
 
 
 def counted(log: Path) -> dict[str, float]:
