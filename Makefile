@@ -160,7 +160,7 @@ $(PLAYBOOKS): venv
 lab-image: system-deps ## build (or reuse) the lab's base image
 	lab/build-image.sh
 
-$(MOTO_WHEELS): requirements.txt
+$(MOTO_WHEELS): requirements.txt | $(VENV)/.installed
 	@mkdir -p $(dir $@)/wheels
 	$(PY) -m pip wheel -q --wheel-dir $(dir $@)/wheels "$$(grep '^moto\[server\]==' requirements.txt)"
 	tar -C $(dir $@)/wheels -cf $@ .
