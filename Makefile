@@ -125,25 +125,26 @@ molecule-%: deps lab-image $(MOTO_WHEELS) ## one Molecule scenario, for example 
 	@echo "== molecule test -s $* ($$(date -u +%H:%M:%S))"
 	@start=$$(date +%s); $(CI_NICE) molecule test -s $*; echo "== molecule $* passed in $$(( $$(date +%s) - start )) s"
 
-# CI: every part three at a time, the longest first: the lab's story, the
-# scenarios and the integration tests spend most of their time waiting on
-# containers and servers, not on the two CPUs. The quick checks (lint, unit
-# tests, the rules' tests: two minutes) come second, so that the lab's story
-# does not wait for them and a lint error still shows early. No part shares a
-# container, network, port or certificate directory with another; each
-# part's output is printed whole when it ends.
+# CI: the quick checks first (lint, unit tests, the rules' tests: two
+# minutes; they also build the virtualenv), then the long parts three at a
+# time, the longest first: the lab's story, the scenarios and the integration
+# tests spend most of their time waiting on containers and servers, not on
+# the two CPUs. No part shares a container, network, port or certificate
+# directory with another; each part's output is printed whole when it ends.
+# (The checks as a part beside the others made the lab's story start last:
+# make gives a free slot to the first part whose prerequisites are ready,
+# and the lab's took longest to build.)
 #
 # The lab's story is the longest part, so the others run at a lower
 # priority (CI_NICE; the containers they create inherit it): they take the
 # CPU the lab's story leaves while it waits on its alerts and timers. The
 # share of the two CPUs the parts kept busy is printed at the end (80 % on
 # 2026-12-07): the figure that says whether more parts side by side could help.
-CI_PARTS := lab-test checks molecule-backup_server integration \
-	$(addprefix molecule-,$(filter-out backup_server,$(SCENARIOS)))
+CI_PARTS := lab-test molecule-backup_server integration $(addprefix molecule-,$(filter-out backup_server,$(SCENARIOS)))
 CI_NICE ?=
 cpu_ticks = awk '/^cpu / { print $$2 + $$3 + $$4 + $$7 + $$8 + $$9, $$5 + $$6 }' /proc/stat
 checks: lint unit rules scenarios-listed ## the quick checks: lint, unit tests, the alert rules' tests
-test: ## everything CI runs
+test: checks ## everything CI runs
 	@read -r busy0 idle0 < <($(cpu_ticks)); start=$$(date +%s); \
 	$(MAKE) --no-print-directory -j3 --output-sync=target CI_NICE="nice -n 10" $(CI_PARTS); \
 	read -r busy1 idle1 < <($(cpu_ticks)); \
