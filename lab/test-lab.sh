@@ -35,7 +35,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Each step's time, printed as it ends: where the lab's story spends its
+# minutes (it is the longest part of make test).
+step_start=$(date +%s)
+took() { echo "lab-test: $1 took $(( $(date +%s) - step_start )) s"; step_start=$(date +%s); }
+
 make --no-print-directory lab
+took "make lab"
 # The recap lines of hosts that changed something, and Ansible's output with
 # its long messages unfolded.
 changed_hosts() { grep -E '^[a-z0-9-]+ +: .* changed=[1-9]' "$log"; }
@@ -47,6 +53,7 @@ if changed_hosts; then
     exit 1
 fi
 echo "lab-test: second provisioning run changed nothing"
+took "the second provisioning run"
 
 bin/play lab migrate | tee "$log"
 if ! unfolded | grep -q 'nothing to do (run rollback.yml first to migrate again)' \
@@ -59,5 +66,7 @@ unfolded | grep -q 'restart: server restarted and back after' || {
     echo "lab-test: the link check did not see the DB server restart and come back" >&2
     exit 1
 }
-pytest -p no:cacheprovider lab/tests
+took "the second migration and the link check across a restart"
+pytest -p no:cacheprovider -m 'not slow' lab/tests
+took "the lab's tests"
 echo "lab-test: passed (lab created by this run: $created)"
