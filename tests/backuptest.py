@@ -90,3 +90,10 @@ def synthetic(directory: Path, size: int, started: datetime | None = None) -> Ba
                         artefact=writer.final.name, size=size, sha256=hashlib.sha256(data).hexdigest())
     store.publish_manifest(manifest)
     return next(b for b in store.backups() if b.id == bid)
+
+
+def backup_server_cli(config: Path, *args: str) -> subprocess.CompletedProcess:
+    """pgharbor-backup-server, as the backup server's timers run it."""
+    return subprocess.run([sys.executable, "-m", "pgharbor.cli.pgharbor_backup_server", "--config", str(config), *args],
+                          env={**os.environ, "PYTHONPATH": str(REPO / "module_utils")},
+                          capture_output=True, text=True, check=False)

@@ -89,6 +89,8 @@ TEXTFILE = "/var/lib/prometheus/node-exporter"
     ("db1", "backup", 'pgharbor_backup_tier_healthy{host="db1",tier="tier1"}'),
     ("db1", "timetravel", 'pgharbor_timetravel_tier_healthy{host="db1",tier="tier3"}'),
     ("backup1", "backup_server", 'pgharbor_backup_quarantined{host="db1",tier="tier2"}'),
+    # listed with the backup server's reader key, which the lab's S3 stand-in holds to its policy: healthy
+    ("backup1", "backup_server_tier3", 'pgharbor_backup_tier_healthy{host="db1",tier="tier3"} 1\n'),
     ("db1", "firewall", 'pgharbor_firewall_packets_total{counter="dropped"}'),
     ("backup1", "firewall", 'pgharbor_firewall_packets_total{counter="dropped"}'),
 ])

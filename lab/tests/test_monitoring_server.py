@@ -305,7 +305,7 @@ def test_a_disk_filling_up_reaches_the_receiver_and_resolves(measured):
             free = int(DB1.run(f"df --output=avail -B1 {FILL} | tail -1").stdout)
             size = int(DB1.run(f"df --output=size -B1 {FILL} | tail -1").stdout)
             run(DB1, f"head -c {free - int(size * 0.3)} /dev/zero > {FILL}/bulk")
-            run(DB1, f"systemd-run --unit=pgharbor-lab-fill sh -c 'i=0; while sleep 30; do "
+            run(DB1, f"systemd-run --collect --unit=pgharbor-lab-fill sh -c 'i=0; while sleep 30; do "
                      f"head -c 262144 /dev/zero > {FILL}/steady.$i; i=$((i+1)); done'")
 
         def healing() -> None:

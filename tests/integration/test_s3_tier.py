@@ -1,17 +1,19 @@
 """Tier 3 against a real S3 HTTP endpoint (the moto server on loopback):
 a backup shipped, listed, read back and restorable; multipart uploads with
-checksums; shipping twice replaces nothing; and the faults: the endpoint
-going away mid-upload, a tier-1 file damaged before shipping, a stored object
-damaged afterwards."""
+checksums; shipping twice replaces nothing; the backup server watching the
+bucket (its gauges); and the faults: the endpoint going away mid-upload, a
+tier-1 file damaged before shipping, a stored object damaged afterwards, a
+bucket the backup server cannot read, a tier 3 past its RPO."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from backuptest import keyring_with, settings, synthetic
+from backuptest import backup_server_cli, keyring_with, settings, synthetic
 from s3server import ADMIN, REGION
 from tcpproxy import TcpProxy
 
@@ -193,3 +195,56 @@ def test_object_lock_retention_is_set(s3_server, tmp_path):
 def test_bad_settings_are_named(values, message):
     with pytest.raises(S3Error, match=message):
         S3Settings.from_dict(values, "tier3")
+
+
+def test_the_backup_server_watches_each_hosts_bucket(s3_server, bucket, tmp_path):
+    """pgharbor-backup-server status lists tier 3 of each DB host with its own key and writes its
+    gauges beside tier 2's; a bucket it cannot read and a newest backup past the RPO turn it red, each
+    naming its setting; --tier tier2 does not touch the bucket."""
+    (tmp_path / "t1").mkdir()
+    now = datetime.now(timezone.utc)
+    shipped = [synthetic(tmp_path / "t1", 2000, now - timedelta(hours=hours)) for hours in (5, 3)]
+    for backup in shipped:
+        tier3(s3_server, bucket).ship(backup)
+    (tmp_path / "store").mkdir()
+    keys = tmp_path / "tier3-reader.json"
+    keys.write_text(json.dumps({"access_key_id": ADMIN["aws_access_key_id"],
+                                "secret_access_key": ADMIN["aws_secret_access_key"]}))
+
+    def status(max_age_hours: float, endpoint: str, *args: str):
+        config = tmp_path / "backup-server.json"
+        config.write_text(json.dumps({"root": str(tmp_path / "store"), "tier3_credentials_file": str(keys), "hosts": {
+            "db1": {"retention": {"daily": 7}, "max_age_hours": max_age_hours,
+                    "tier3": {"bucket": bucket, "prefix": "pgharbor/db1/", "endpoint_url": endpoint, "region": REGION,
+                              "max_attempts": 1, "connect_timeout": 2}}}}))
+        gauges = tmp_path / "gauges.prom"
+        gauges.unlink(missing_ok=True)
+        run = backup_server_cli(config, "status", "--json", "--prometheus", str(gauges), *args)
+        return run, json.loads(run.stdout)[0], gauges.read_text()
+
+    run, report, gauges = status(4, s3_server.url, "--tier", "tier3")
+    assert run.returncode == 0, run.stderr
+    assert report["tier3"]["count"] == 2 and report["tier3"]["newest"] == shipped[-1].id
+    assert 'pgharbor_backup_count{host="db1",tier="tier3"} 2\n' in gauges
+    assert 'pgharbor_backup_tier_healthy{host="db1",tier="tier3"} 1\n' in gauges
+    assert 'tier="tier2"' not in gauges  # only the tier asked for
+    age = int(next(line for line in gauges.splitlines()
+                   if line.startswith('pgharbor_backup_newest_age_seconds{host="db1",tier="tier3"}')).split()[-1])
+    assert 3 * 3600 <= age < 3 * 3600 + 120
+
+    run, report, gauges = status(2, s3_server.url, "--tier", "tier3")
+    assert run.returncode == 1
+    assert any("3.0 h old, more than 2 h (backup_server_clients[db1].max_age_hours)" in p
+               for p in report["problems"]), report["problems"]
+    assert 'pgharbor_backup_tier_healthy{host="db1",tier="tier3"} 0\n' in gauges
+
+    nobody = "http://127.0.0.1:9"  # discard: nothing answers
+    run, report, gauges = status(4, nobody, "--tier", "tier3")
+    assert run.returncode == 1 and not report["healthy"]
+    assert report["problems"][0].startswith("tier 3: backup_server_clients[db1].tier3: cannot list"), report["problems"]
+    assert 'pgharbor_backup_tier_healthy{host="db1",tier="tier3"} 0\n' in gauges
+    assert "pgharbor_backup_count{" not in gauges  # unknown, not 0
+
+    run, report, gauges = status(4, nobody, "--tier", "tier2")
+    assert "tier3" not in report and 'tier="tier3"' not in gauges
+    assert 'pgharbor_backup_tier_healthy{host="db1",tier="tier2"} 0\n' in gauges  # an empty store

@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from backuptest import REPO, synthetic
+from backuptest import backup_server_cli, synthetic
 from sshserver import keygen
 from tcpproxy import TcpProxy
 
@@ -185,13 +184,6 @@ def test_backup_server_disk_full(small_incoming, tmp_path):
     assert visible(dirs["incoming"]) == []
 
 
-def server_cli(config: Path, *args: str) -> subprocess.CompletedProcess:
-    """pgharbor-backup-server, as the backup server's timer runs it."""
-    return subprocess.run([sys.executable, "-m", "pgharbor.cli.pgharbor_backup_server", "--config", str(config), *args],
-                          env={**os.environ, "PYTHONPATH": str(REPO / "module_utils")},
-                          capture_output=True, text=True, check=False)
-
-
 def test_backup_server_command(tier2_host, tmp_path):
     target, dirs = tier2_host
     root = dirs["store"].parent.parent
@@ -203,21 +195,21 @@ def test_backup_server_command(tier2_host, tmp_path):
     new = synthetic(tmp_path / "t1", 3000)
     for backup in (old, new):
         ship(backup, target)
-    dry = server_cli(config, "run", "--dry-run")
+    dry = backup_server_cli(config, "run", "--dry-run")
     assert dry.returncode == 0 and visible(dirs["incoming"]), "a dry run takes nothing in"
-    run = server_cli(config, "run")
+    run = backup_server_cli(config, "run")
     assert run.returncode == 0, run.stderr
     assert f"db1: {old.id} stored" in run.stdout and f"db1: {old.id} removed by retention" in run.stdout
     assert [b.id for b in Store(dirs["store"]).backups()] == [new.id]
-    status = server_cli(config, "status", "--json")
+    status = backup_server_cli(config, "status", "--json")
     [report] = json.loads(status.stdout)
     assert status.returncode == 0 and report["healthy"] and report["newest"] == new.id
     # a damaged arrival turns the status red, naming the quarantine
     damaged = synthetic(tmp_path / "t1", 3000, datetime.now(timezone.utc) + timedelta(seconds=5))
     ship(damaged, target)
     (dirs["incoming"] / damaged.artefact.name).write_bytes(b"x" * 3000)
-    server_cli(config, "run")
-    status = server_cli(config, "status", "--prometheus", str(tmp_path / "tier2.prom"))
+    backup_server_cli(config, "run")
+    status = backup_server_cli(config, "status", "--prometheus", str(tmp_path / "tier2.prom"))
     assert status.returncode == 1 and "failed their check on arrival" in status.stdout
     gauges = (tmp_path / "tier2.prom").read_text()
     quarantined = len(list(dirs["quarantine"].iterdir()))
@@ -225,7 +217,7 @@ def test_backup_server_command(tier2_host, tmp_path):
     assert 'pgharbor_backup_tier_healthy{host="db1",tier="tier2"} 0\n' in gauges
     # a host without retention is named
     config.write_text(json.dumps({"root": str(root), "hosts": {"db1": {}}}))
-    bad = server_cli(config, "run")
+    bad = backup_server_cli(config, "run")
     assert bad.returncode == 1 and "backup_server_clients[db1].retention keeps nothing" in bad.stderr
 
 

@@ -7,16 +7,14 @@ together is the agent's."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 from ..backup.manifest import Manifest, now_text
 from ..backup.store import Backup, Store
 from ..backup.take import BackupError, BackupSettings, Progress, guarded, take
-from ..common.settings import ConfigError
+from ..common.settings import ConfigError, read_credentials
 from ..tiers.prune import prune_store
 from ..tiers.retention import Policy, PolicyError
 from ..tiers.s3settings import S3Error, S3Settings
@@ -67,8 +65,8 @@ def settings_from(config: dict) -> AgentSettings:
     try:
         retention = Policy.from_dict(config["retention"], "pg_backup_retention") if config.get("retention") else None
         tier2 = SshTarget.from_dict(config["tier2"], "pg_backup_tier2") if config.get("tier2") else None
-        tier3 = S3Settings.from_dict({**config["tier3"], **_credentials(config.get("tier3_credentials_file"))},
-                                     "pg_backup_tier3") if config.get("tier3") else None
+        keys = read_credentials(config.get("tier3_credentials_file"), "pg_backup_tier3_credentials")
+        tier3 = S3Settings.from_dict({**config["tier3"], **keys}, "pg_backup_tier3") if config.get("tier3") else None
     except (PolicyError, ShipError, S3Error, TypeError) as exc:
         raise ConfigError(str(exc)) from exc
     return AgentSettings(
@@ -78,18 +76,6 @@ def settings_from(config: dict) -> AgentSettings:
         table_hashes=bool(config.get("table_hashes", False)),
         reserve_bytes=int(config.get("reserve_mb", 0)) << 20, server_name=config.get("server_name") or "",
         retention=retention, tier2=tier2, tier3=tier3)
-
-
-def _credentials(path: str | None) -> dict:
-    """Tier 3's keys, kept out of the main configuration (which Ansible may
-    show in a diff): {"access_key_id": ..., "secret_access_key": ...}."""
-    if not path:
-        return {}
-    try:
-        values = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read tier 3's credentials from {path} (pg_backup_tier3_credentials): {exc}") from exc
-    return {k: values[k] for k in ("access_key_id", "secret_access_key") if values.get(k)}
 
 
 def run_backup(settings: AgentSettings, progress: Progress | None = None) -> BackupRun:

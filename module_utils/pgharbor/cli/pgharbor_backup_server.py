@@ -4,7 +4,9 @@
              then apply each host's retention (the timer runs this)
     list     the stored backups of each host
     status   health per host: count, newest and its age, size, last intake,
-             quarantined files, time travel's snapshots; exit 1 when unhealthy
+             quarantined files, time travel's snapshots, and tier 3 (the
+             host's bucket, listed with the backup server's read-only key);
+             exit 1 when unhealthy
     pull     time travel's tier 2: a snapshot of each DB host's pgBackRest
              repository, then the snapshots' retention (its timer runs this)
 
@@ -28,17 +30,20 @@ from pathlib import Path
 from ..backup.store import Store
 from ..common.atomicfile import replace_file
 from ..common.gauges import exposition
-from ..common.settings import BACKUP_SERVER_CONFIG, ConfigError
-from ..tiers.health import tier_health
+from ..common.settings import BACKUP_SERVER_CONFIG, ConfigError, read_credentials
+from ..tiers.health import bucket_health, tier_health
 from ..tiers.intake import last_arrivals, take_in
 from ..tiers.prune import prune_store
 from ..tiers.pull import PullError, last_pull, prune, pull, snapshots, write_record
 from ..tiers.report import tier_gauges, timetravel_gauges, timetravel_report
 from ..tiers.retention import Policy, PolicyError
+from ..tiers.s3settings import S3Error, S3Settings
 from ..tiers.ssh import ShipError, SshTarget
 from .command import add_prometheus_option, run_command, write_gauges
 
 RUN_STATUS = ".last-run.json"
+# What status watches: the store here (with time travel's snapshots), and each host's bucket.
+TIERS = ("tier2", "tier3")
 
 
 def host_dirs(root: Path, host: str) -> dict[str, Path]:
@@ -147,20 +152,48 @@ def timetravel_health(root: Path, host: str, settings: dict, now: datetime) -> d
             "problems": problems, "healthy": not problems}
 
 
+def tier3_health(host: str, settings: dict, credentials: dict, now: datetime) -> dict:
+    """Tier 3 of one DB host's logical backups, listed with the backup server's key, which may list
+    and read the bucket, never write or delete (the DB host's own key may only put objects). A bucket
+    that cannot be read is a problem of the report, so that the gauges still say so."""
+    setting = f"backup_server_clients[{host}].tier3"
+    try:
+        bucket = S3Settings.from_dict({**settings["tier3"], **credentials}, setting)
+        from ..tiers.s3 import S3Store  # boto3, only where tier 3 is watched
+        return bucket_health(S3Store(bucket), float(settings.get("max_age_hours", 2)), now,
+                             f"backup_server_clients[{host}].max_age_hours")
+    except (S3Error, TypeError) as exc:
+        where = settings["tier3"].get("bucket", "?") if isinstance(settings["tier3"], dict) else "?"
+        return {"where": f"s3://{where}", "count": None, "bytes": None, "newest": None,
+                "newest_age_seconds": None, "problems": [f"{setting}: {exc}"], "healthy": False}
+
+
+def _nested(report: dict, key: str, part: dict, label: str) -> None:
+    report[key] = part
+    if not part["healthy"]:
+        report["problems"].extend(f"{label}: {p}" for p in part["problems"])
+        report["healthy"] = False
+
+
 def cmd_status(config: dict, args: argparse.Namespace) -> int:
     root = Path(config["root"])
     now = datetime.now(timezone.utc)
+    tiers = set(args.tier or TIERS)
+    hosts = _hosts(config)
+    credentials = read_credentials(config.get("tier3_credentials_file"), "backup_server_tier3_reader") \
+        if "tier3" in tiers and any("tier3" in s for s in hosts.values()) else {}
     reports = []
-    for host, settings in sorted(_hosts(config).items()):
-        report = host_health(root, host, settings, now)
+    for host, settings in sorted(hosts.items()):
+        report = host_health(root, host, settings, now) if "tier2" in tiers \
+            else {"host": host, "problems": [], "healthy": True}
         reports.append(report)
-        if "timetravel" in settings:
-            report["timetravel"] = timetravel_health(root, host, settings["timetravel"], now)
-            if not report["timetravel"]["healthy"]:
-                report["problems"].extend(f"time travel: {p}" for p in report["timetravel"]["problems"])
-                report["healthy"] = False
+        if "tier2" in tiers and "timetravel" in settings:
+            _nested(report, "timetravel", timetravel_health(root, host, settings["timetravel"], now), "time travel")
+        if "tier3" in tiers and "tier3" in settings:
+            _nested(report, "tier3", tier3_health(host, settings, credentials, now), "tier 3")
     if args.prometheus:
-        gauges = tier_gauges([(r["host"], "tier2", r) for r in reports])
+        gauges = tier_gauges([(r["host"], "tier2", r) for r in reports if "tier2" in tiers]
+                             + [(r["host"], "tier3", r["tier3"]) for r in reports if "tier3" in r])
         for r in reports:
             if "timetravel" in r:
                 gauges += timetravel_gauges(r["host"], timetravel_report({}, r["timetravel"]))
@@ -169,16 +202,25 @@ def cmd_status(config: dict, args: argparse.Namespace) -> int:
         print(json.dumps(reports, indent=2, sort_keys=True))
     else:
         for r in reports:
-            age = r["newest_age_seconds"]
-            print(f"{r['host']}: {r['count']} backups, {r['bytes'] / (1 << 20):.1f} MiB, newest {r['newest'] or '-'}"
-                  + (f" ({age / 60:.0f} min old)" if age is not None else "")
-                  + ("; ok" if r["healthy"] else "; FAILING: " + "; ".join(r["problems"])))
+            print(f"{r['host']}: " + ("ok" if r["healthy"] else "FAILING: " + "; ".join(r["problems"])))
+            if "tier2" in tiers:
+                print("  tier 2:      " + _backups_line(r))
             if "timetravel" in r:
                 tt = r["timetravel"]
                 tt_age = tt["newest_age_seconds"]
                 print(f"  time travel: {tt['snapshots']} snapshots, newest {tt['newest'] or '-'}"
                       + (f" ({tt_age / 60:.0f} min old)" if tt_age is not None else ""))
+            if "tier3" in r:
+                print("  tier 3:      " + _backups_line(r["tier3"]))
     return 0 if all(r["healthy"] for r in reports) else 1
+
+
+def _backups_line(report: dict) -> str:
+    if report["count"] is None:
+        return f"unknown ({report['where']})"
+    age = report["newest_age_seconds"]
+    return (f"{report['count']} backups, {report['bytes'] / (1 << 20):.1f} MiB, newest {report['newest'] or '-'}"
+            + (f" ({age / 60:.0f} min old)" if age is not None else ""))
 
 
 def cmd_list(config: dict, args: argparse.Namespace) -> int:
@@ -205,6 +247,8 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
     status = sub.add_parser("status", help="health per DB host; exit 1 when unhealthy")
     status.add_argument("--json", action="store_true")
+    status.add_argument("--tier", action="append", choices=TIERS,
+                        help="only this tier (again for more): tier 3's listing may run less often than tier 2's")
     add_prometheus_option(status)
     pulling = sub.add_parser("pull", help="a snapshot of each DB host's time-travel repository, then retention")
     pulling.add_argument("--host")

@@ -44,3 +44,15 @@ def unknown_keys(cls: type, values: dict, setting: str) -> str | None:
     if not unknown:
         return None
     return f"{setting}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+
+
+def read_credentials(path: str | None, setting: str) -> dict:
+    """An S3 key kept out of the main settings (which Ansible may show in a diff), from the file the
+    role wrote for `setting`: {"access_key_id": ..., "secret_access_key": ...}."""
+    if not path:
+        return {}
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read tier 3's credentials from {path} ({setting}): {exc}") from exc
+    return {k: values[k] for k in ("access_key_id", "secret_access_key") if values.get(k)}
