@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The lab as a test: bring it up, provision, migrate and check it (make
-# lab), provision it a second time and require changed=0 on every host,
+# lab), run site.yml a second time and require changed=0 on every host,
 # migrate again and require that the migrated application is left alone,
 # check the link while the DB server restarts, then the migration story of
 # lab/tests (rollback, check mode, a failed migration that rolls back by
@@ -47,13 +47,15 @@ took "make lab"
 changed_hosts() { grep -E '^[a-z0-9-]+ +: .* changed=[1-9]' "$log"; }
 unfolded() { tr -s ' \n' ' ' <"$log"; }
 
-ansible-playbook lab/playbooks/lab.yml | tee "$log"
+# pgharbor's own provisioning (site.yml), as an operator runs it a second time:
+# the lab's scaffolding around it (lab.yml's other plays) is not pgharbor's.
+bin/play lab site | tee "$log"
 if changed_hosts; then
-    echo "lab-test: the second provisioning run changed something (hosts above): a role is not idempotent" >&2
+    echo "lab-test: the second site.yml run changed something (hosts above): a role is not idempotent" >&2
     exit 1
 fi
-echo "lab-test: second provisioning run changed nothing"
-took "the second provisioning run"
+echo "lab-test: the second site.yml run changed nothing"
+took "the second site.yml run"
 
 bin/play lab migrate | tee "$log"
 if ! unfolded | grep -q 'nothing to do (run rollback.yml first to migrate again)' \

@@ -1,64 +1,37 @@
 """roles/monitoring_server on the lab: Prometheus scrapes every exporter and
 has pgharbor's rules; a configuration amtool refuses never replaces the
-running one; a real fault (PostgreSQL stopped on db1) reaches the lab's
-receiver and resolves when it is healed, both measured (printed at the end
-of the run, see conftest.py)."""
+running one; real faults reach the lab's receiver and resolve when they are
+healed, both measured (alerting.py; the faults whose rules wait longer are in
+test_alerts_slow.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import yaml
+from alerting import (
+    ALERTMANAGER,
+    BACKUP1,
+    DB1,
+    LEGACY,
+    MON1,
+    PROMETHEUS,
+    RECEIVED,
+    Fault,
+    api,
+    break_and_heal,
+    run,
+    wait_for,
+)
 from ansiblerun import playbook_runner
-from labhosts import CONTAINERS, INVENTORY, REPO, lab_host
+from labhosts import INVENTORY, REPO
 
-MON1, DB1, LEGACY, BACKUP1 = lab_host("mon1"), lab_host("db1"), lab_host("legacy"), lab_host("backup1")
-PROMETHEUS, ALERTMANAGER = "http://10.89.42.14:9090", "http://10.89.42.14:9093"
-RECEIVED = "/var/lib/lab-alert-receiver/alerts.jsonl"
 RULES = REPO / "roles" / "monitoring_server" / "files" / "pgharbor.rules.yml"
 PLAYBOOK = Path(__file__).parent / "playbooks" / "monitoring_server.yml"
-
-
-def api(url: str):
-    # From the controller: the lab machine is the operators' network, which
-    # mon1's firewall lets in.
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        return json.load(answer)
-
-
-def wait_for(what: str, probe, timeout: float, every: float = 2):
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {what} within {timeout:.0f} s")
-        time.sleep(every)
-
-
-def notifications(since: float) -> list[dict]:
-    """What the receiver got after `since` (Unix seconds): each alert of each
-    notification, with the notification's arrival time."""
-    out = MON1.run(f"cat {RECEIVED}")
-    found = []
-    for line in out.stdout.splitlines() if out.rc == 0 else []:
-        entry = json.loads(line)
-        if entry["received"] >= since:
-            # The daily report's summary comes here too, without alerts.
-            found += [dict(alert, received=entry["received"]) for alert in entry["notification"].get("alerts", [])]
-    return found
 
 
 def reports(since: float) -> list[dict]:
@@ -115,49 +88,6 @@ def test_a_configuration_amtool_refuses_leaves_the_running_one():
     assert 'undefined receiver "nobody"' in run.stdout, run.stdout[-3000:]
     assert MON1.file("/etc/prometheus/alertmanager.yml").sha256sum == before
     assert api(f"{ALERTMANAGER}/api/v2/status")["config"]["original"].count("nobody") == 0
-
-
-@dataclass
-class Fault:
-    """Something broken in the lab, the alert it must raise and where, and how to heal it.
-    `breaking` may return when the fault took effect (Unix seconds), if later than its call: the
-    alert's time is measured from then. The labels select the alert among others of its name;
-    `within` is how long the alert may take to arrive."""
-    name: str
-    alertname: str
-    instance: str
-    breaking: Callable[[], float | None]
-    healing: Callable[[], None]
-    labels: dict = field(default_factory=dict)
-    within: float = 300
-
-
-def alert_at_receiver(fault: Fault, status: str, since: float) -> Callable[[], list[dict]]:
-    wanted = {"alertname": fault.alertname, "instance": fault.instance, **fault.labels}
-    return lambda: [a for a in notifications(since) if a["status"] == status
-                    and all(a["labels"].get(name) == value for name, value in wanted.items())]
-
-
-def break_and_heal(fault: Fault) -> tuple[float, float]:
-    """Break, wait for the alert at the receiver, heal, wait for the resolution: the seconds each
-    took to arrive. The fault is healed whatever happens."""
-    called = time.time()
-    try:
-        broken = fault.breaking() or called
-        fired = wait_for(f"{fault.alertname} {fault.labels} at the receiver",
-                         alert_at_receiver(fault, "firing", called), fault.within)
-    finally:
-        healed = time.time()
-        fault.healing()
-    assert fired[0]["annotations"]["runbook"] == f"docs/MONITORING.md#{fault.alertname.lower()}"
-    resolved = wait_for(f"{fault.alertname} resolved at the receiver", alert_at_receiver(fault, "resolved", healed),
-                        300)
-    return fired[0]["received"] - broken, resolved[0]["received"] - healed
-
-
-def run(host, command: str) -> None:
-    out = host.run(command)
-    assert out.rc == 0, f"{command}: {out.stderr}"
 
 
 def damaged_arrival() -> Fault:
@@ -258,62 +188,10 @@ def test_real_faults_reach_the_receiver_and_resolve(measured):
         slow_times = beside.map(break_and_heal, slow)
         for phase in phases:
             with ThreadPoolExecutor(len(phase)) as pool:
-                for fault, times in zip(phase, pool.map(break_and_heal, phase), strict=True):
-                    measured.append((fault.name, *times))
-        for fault, times in zip(slow, slow_times, strict=True):
-            measured.append((fault.name, *times))
-
-
-FILL = "/srv/pgharbor-fill"
-FILL_DEVICE = "/dev/pgharbor-fill"
-
-
-def on_lab_machine(*argv: str) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
-
-
-@contextmanager
-def small_filesystem(host: str, size_mb: int) -> Iterator[None]:
-    """An ext4 filesystem of size_mb made for the test and mounted at FILL in host's container. The
-    container may not mount, so the lab machine's root makes a loop device and mounts it inside the
-    container's mount namespace. Everything is removed afterwards."""
-    image = f"/var/tmp/pgharbor-lab-fill-{host}.img"
-    on_lab_machine("truncate", "-s", f"{size_mb}M", image)
-    on_lab_machine("mkfs.ext4", "-q", "-F", "-m", "0", image)
-    loop = on_lab_machine("losetup", "--find", "--show", image)
-    device = os.stat(loop).st_rdev
-    inside = ["nsenter", "--target", on_lab_machine("podman", "inspect", "--format", "{{.State.Pid}}",
-                                                    CONTAINERS[host]), "--mount", "--", "sh", "-c"]
-    try:
-        on_lab_machine(*inside, f"mkdir -p {FILL} && mknod {FILL_DEVICE} b {os.major(device)} {os.minor(device)} "
-                                f"&& mount {FILL_DEVICE} {FILL}")
-        yield
-    finally:
-        subprocess.run([*inside, f"umount {FILL}; rm -f {FILL_DEVICE}; rmdir {FILL}"], check=False)
-        subprocess.run(["losetup", "--detach", loop], check=False)
-        os.unlink(image)
-
-
-@pytest.mark.slow
-def test_a_disk_filling_up_reaches_the_receiver_and_resolves(measured):
-    """A small filesystem on db1 filled to 30 % free, then by 256 KiB every 30 s: DiskFullSoon waits
-    30 minutes by design, so this takes about 35 (make lab-test-slow, not make test). The fix is the
-    operator's: the writer stopped and the files removed; with over 40 % free the alert ends. (On db1,
-    whose node_exporter no fault of make lab-test stops, so both can run at once.)"""
-    with small_filesystem("db1", 128):
-        def breaking() -> None:
-            free = int(DB1.run(f"df --output=avail -B1 {FILL} | tail -1").stdout)
-            size = int(DB1.run(f"df --output=size -B1 {FILL} | tail -1").stdout)
-            run(DB1, f"head -c {free - int(size * 0.3)} /dev/zero > {FILL}/bulk")
-            run(DB1, f"systemd-run --collect --unit=pgharbor-lab-fill sh -c 'i=0; while sleep 30; do "
-                     f"head -c 262144 /dev/zero > {FILL}/steady.$i; i=$((i+1)); done'")
-
-        def healing() -> None:
-            run(DB1, f"systemctl stop pgharbor-lab-fill; rm -f {FILL}/bulk {FILL}/steady.*")
-
-        fault = Fault("a disk filling up on db1 (a 128 MiB filesystem)", "DiskFullSoon", "db1",
-                      breaking, healing, {"severity": "warning", "mountpoint": FILL}, within=45 * 60)
-        measured.append((fault.name, *break_and_heal(fault)))
+                for times in pool.map(break_and_heal, phase):
+                    measured += times
+        for times in slow_times:
+            measured += times
 
 
 KEYWORDS = {"and", "or", "unless", "on", "ignoring", "group_left", "group_right", "by", "without", "bool",

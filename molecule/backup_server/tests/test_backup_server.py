@@ -6,7 +6,6 @@ the next run catches up."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
@@ -14,10 +13,10 @@ import time
 from pathlib import Path
 
 import testinfra
+from backuphost import BACKUP, held_still
 from dbhost import archived, psql
 
 DB = testinfra.get_host("podman://bs-db")
-BACKUP = testinfra.get_host("podman://bs-backup")
 S3 = testinfra.get_host("podman://bs-s3")
 KEYS = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "keys"
 SUPERUSER = "host=/var/run/postgresql dbname=postgres user=postgres"
@@ -60,19 +59,10 @@ def wait_for(what, timeout: float = 240):
     return found
 
 
-@contextlib.contextmanager
 def store_held_still():
-    """The backup server's timer stopped (an intake or retention run that
-    is under way ends first), so that the store does not change while a
-    test looks at one backup in it: with hourly: 1 every minute's run
-    removes the backup that was the newest a minute before."""
-    BACKUP.run_test("systemctl stop pgharbor-backup-server.timer")
-    try:
-        wait_for(lambda: BACKUP.run("systemctl is-active pgharbor-backup-server.service").stdout.strip()
-                 in ("inactive", "failed"), timeout=120)
-        yield
-    finally:
-        BACKUP.run_test("systemctl start pgharbor-backup-server.timer")
+    """The intake's timer held still: with hourly: 1 every minute's run removes
+    the backup that was the newest a minute before."""
+    return held_still("pgharbor-backup-server")
 
 
 def test_backup_server_layout_and_sshd_restrictions():
