@@ -157,7 +157,7 @@ ci-checks: venv $(PROMTOOL)
 	@start=$$(date +%s); $(CI_NICE) $(MAKE) --no-print-directory checks; echo "== checks passed in $$(( $$(date +%s) - start )) s"
 test: $(CI_BUILT) ## everything CI runs
 	@read -r busy0 idle0 < <($(cpu_ticks)); start=$$(date +%s); \
-	$(MAKE) --no-print-directory -j3 --output-sync=target CI_NICE="nice -n 10" CI_CPU_SHARES=128 $(CI_PARTS); \
+	$(MAKE) --no-print-directory -j3 --output-sync=target CI_NICE="nice -n 10" CI_CPU_SHARES=256 $(CI_PARTS); \
 	read -r busy1 idle1 < <($(cpu_ticks)); \
 	echo "== the parallel parts took $$(( $$(date +%s) - start )) s and kept the CPUs $$(( 100 * (busy1 - busy0) / (busy1 - busy0 + idle1 - idle0) ))% busy"
 
