@@ -143,8 +143,8 @@ molecule-%: deps lab-image $(MOTO_WHEELS) ## one Molecule scenario, for example 
 # podman's cgroupfs manager), where nice does not count against other
 # containers: the scenarios' containers get fewer CPU shares than the lab's
 # (CI_CPU_SHARES, against the default 1024).
-# The share of the two CPUs the parts kept busy is printed at the end (85 %
-# on 2026-12-07): the figure that says whether more parts side by side could
+# The share of the two CPUs the parts kept busy is printed at the end (96 %
+# on 2026-12-07, with the shares): the figure that says whether more parts side by side could
 # help.
 CI_PARTS := lab-test ci-checks molecule-backup_server integration \
 	$(addprefix molecule-,$(filter-out backup_server,$(SCENARIOS)))
