@@ -25,6 +25,7 @@ MOTO_WHEELS := lab/.cache/moto-wheels.tar
 SSHD := $(STAMP)/openssh-server/usr/sbin/sshd
 PROMTOOL := $(STAMP)/prometheus/usr/bin/promtool
 MTAIL := $(STAMP)/mtail/usr/bin/mtail
+ETCD := $(STAMP)/etcd-server/usr/bin/etcd
 
 .PHONY: help deps system-deps venv checks ci-checks lint yamllint ansible-lint ruff role-docs role-docs-check unit rules integration molecule scenarios-listed test \
 	lab lab-image lab-test lab-test-slow lab-down lab-clean bench-migrate bench-backup bench-ship bench-timetravel clean $(PLAYBOOKS)
@@ -74,7 +75,7 @@ role-docs-check: venv
 unit: venv ## unit tests (pure logic)
 	pytest tests/unit
 
-integration: deps $(SSHD) $(PROMTOOL) $(MTAIL) ## integration tests (real PostgreSQL, sshd, S3 and Prometheus servers, mtail, on loopback)
+integration: deps $(SSHD) $(PROMTOOL) $(MTAIL) $(ETCD) ## integration tests (real PostgreSQL, sshd, S3, Prometheus and etcd servers, mtail, on loopback)
 	@start=$$(date +%s); $(CI_NICE) pytest --durations=15 tests/integration; echo "== integration passed in $$(( $$(date +%s) - start )) s"
 
 # The tier-2 tests start their own sshd on loopback. Unpacked from Debian's
@@ -99,6 +100,11 @@ $(PROMTOOL): | $(STAMP)/system-deps
 # it would start an mtail on the machine).
 $(MTAIL): | $(STAMP)/system-deps
 	$(call unpack,mtail)
+
+# etcd, for the tests of etcd's authentication against a real cluster of three
+# members on loopback (installing it would start an etcd on the machine).
+$(ETCD): | $(STAMP)/system-deps
+	$(call unpack,etcd-server)
 
 # $(call unpack,<package>): Debian's package unpacked under $(STAMP)/<package>, not installed.
 define unpack
@@ -148,7 +154,7 @@ molecule-%: deps lab-image $(MOTO_WHEELS) ## one Molecule scenario, for example 
 # help.
 CI_PARTS := lab-test ci-checks molecule-backup_server integration \
 	$(addprefix molecule-,$(filter-out backup_server,$(SCENARIOS)))
-CI_BUILT := deps lab-image $(MOTO_WHEELS) $(SSHD) $(PROMTOOL) $(MTAIL) scenarios-listed
+CI_BUILT := deps lab-image $(MOTO_WHEELS) $(SSHD) $(PROMTOOL) $(MTAIL) $(ETCD) scenarios-listed
 CI_NICE ?=
 CI_CPU_SHARES ?=
 cpu_ticks = awk '/^cpu / { print $$2 + $$3 + $$4 + $$7 + $$8 + $$9, $$5 + $$6 }' /proc/stat

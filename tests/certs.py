@@ -51,6 +51,7 @@ def make_leaf(
     valid_days: int = 90,
     purpose: ExtendedKeyUsageOID = ExtendedKeyUsageOID.SERVER_AUTH,
     key=None,
+    also: tuple[ExtendedKeyUsageOID, ...] = (),
 ):
     ca_cert, ca_key = ca
     key = key or new_key()
@@ -63,7 +64,7 @@ def make_leaf(
         .serial_number(x509.random_serial_number())
         .not_valid_before(NOW + dt.timedelta(days=valid_from_days))
         .not_valid_after(NOW + dt.timedelta(days=valid_from_days + valid_days))
-        .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([purpose, *also]), critical=False)
     )
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)

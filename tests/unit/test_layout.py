@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "module_utils" / "pgharbor"
 # top: errors and the version); rooms of the same rank do not import each
 # other.
 RANK = {"": -1, "common": 0, "pg": 1, "migration": 2, "backup": 2, "link": 2, "timetravel": 2, "report": 2,
-        "firewall": 2, "tiers": 3, "cli": 4}
+        "firewall": 2, "ha": 2, "tiers": 3, "cli": 4}
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent == PACKAGE)
 
 
