@@ -18,20 +18,8 @@ description:
   - In check mode nothing is changed; RV(changes) says what would be.
 version_added: "0.1.0"
 author: pgharbor
-extends_documentation_fragment: [pgharbor_attributes]
+extends_documentation_fragment: [pgharbor_etcd, pgharbor_attributes]
 options:
-  endpoint:
-    description: A member's client URL.
-    type: str
-    default: https://127.0.0.1:2379
-  ca:
-    description: Path of the PEM CA file the member's certificate chains to.
-    type: path
-    required: true
-  root_password:
-    description: The password of etcd's C(root) user, set when root is created and used to log in afterwards.
-    type: str
-    required: true
   users:
     description: Every client user etcd should have besides C(root).
     type: list
@@ -56,6 +44,7 @@ options:
 EXAMPLES = r"""
 - name: Patroni may read and write its namespace, nothing else; authentication on
   etcd_auth:
+    endpoint: https://10.0.0.11:2379
     ca: /etc/etcd/tls/ca.crt
     root_password: "{{ vault_etcd_root_password }}"
     users:
@@ -74,15 +63,13 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgharbor.errors import PgharborError
-from ansible.module_utils.pgharbor.ha.etcd import EtcdClient, EtcdUser, ensure_auth
+from ansible.module_utils.pgharbor.ha.etcd import ETCD_OPTIONS, EtcdClient, EtcdUser, ensure_auth
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "endpoint": {"type": "str", "default": "https://127.0.0.1:2379"},
-            "ca": {"type": "path", "required": True},
-            "root_password": {"type": "str", "required": True, "no_log": True},
+            **ETCD_OPTIONS,
             "users": {"type": "list", "elements": "dict", "default": [], "options": {
                 "name": {"type": "str", "required": True},
                 "password": {"type": "str", "required": True, "no_log": True},

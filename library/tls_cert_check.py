@@ -46,9 +46,11 @@ options:
     description: The subject common name the certificate must carry (a client certificate's database user).
     type: str
   purpose:
-    description: What the certificate authenticates; checked against its extended key usage.
+    description:
+      - What the certificate authenticates; checked against its extended key usage.
+      - C(peer) is a member of a cluster (etcd), a server to the others and their client, so both usages.
     type: str
-    choices: [server, client]
+    choices: [server, client, peer]
     default: server
   warn_days:
     description: Warn when the certificate expires within this many days.
@@ -134,7 +136,7 @@ def main() -> None:
             "dns_names": {"type": "list", "elements": "str", "default": []},
             "ip_addresses": {"type": "list", "elements": "str", "default": []},
             "common_name": {"type": "str"},
-            "purpose": {"type": "str", "choices": ["server", "client"], "default": "server"},
+            "purpose": {"type": "str", "choices": ["server", "client", "peer"], "default": "server"},
             "warn_days": {"type": "int", "default": 30},
         },
         supports_check_mode=True,

@@ -40,7 +40,7 @@ class EtcdCluster:
     ca_file: str
     logs: list[Path] = field(default_factory=list)
 
-    def start(self, member: Member) -> None:
+    def start(self, member: Member, state: str = "new") -> None:
         tls = self.workdir / member.name
         initial = ",".join(f"{m.name}=https://127.0.0.1:{m.peer_port}" for m in self.members)
         log = self.workdir / f"{member.name}.log"
@@ -50,7 +50,7 @@ class EtcdCluster:
              "--listen-peer-urls", f"https://127.0.0.1:{member.peer_port}",
              "--initial-advertise-peer-urls", f"https://127.0.0.1:{member.peer_port}",
              "--listen-client-urls", member.url, "--advertise-client-urls", member.url,
-             "--initial-cluster", initial, "--initial-cluster-state", "new", "--initial-cluster-token", "test",
+             "--initial-cluster", initial, "--initial-cluster-state", state, "--initial-cluster-token", "test",
              "--cert-file", f"{tls}.crt", "--key-file", f"{tls}.key",
              "--peer-cert-file", f"{tls}.crt", "--peer-key-file", f"{tls}.key",
              "--peer-trusted-ca-file", self.ca_file, "--peer-client-cert-auth", "--logger", "zap"],

@@ -108,6 +108,17 @@ def test_client_certificate_common_name_and_usage(tmp_path, ca):
     assert "not allowed for server authentication" in wrong.problems[1]
 
 
+def test_a_peer_certificate_needs_both_usages(tmp_path, ca):
+    server_only, key, ca_file = files(tmp_path, make_leaf(ca))
+    problems = check_certificate(server_only, ca_file, key, dns_names=["db1"], purpose="peer").problems
+    assert problems == [f"certificate {server_only} is not allowed for client authentication (extendedKeyUsage): "
+                        "reissue it with clientAuth"]
+    both = make_leaf(ca, also=(ExtendedKeyUsageOID.CLIENT_AUTH,))
+    cert, key, ca_file = files(tmp_path, both)
+    assert check_certificate(cert, ca_file, key, dns_names=["db1"], purpose="peer").ok
+    assert check_certificate(cert, ca_file, key, dns_names=["db1"], purpose="server").ok
+
+
 def test_unreadable_and_garbage_files_are_reported_not_raised(tmp_path, ca):
     (tmp_path / "garbage.crt").write_text("not a certificate")
     result = check_certificate(str(tmp_path / "garbage.crt"), str(tmp_path / "missing.crt"))

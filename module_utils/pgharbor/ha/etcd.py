@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -22,6 +23,15 @@ from ..errors import PgharborError
 
 ROOT = "root"
 READWRITE = "READWRITE"
+ADD_PATIENCE = 30.0
+
+
+# The options every etcd module takes (documented in the doc fragment pgharbor_etcd).
+ETCD_OPTIONS: dict[str, dict[str, Any]] = {
+    "endpoint": {"type": "str", "required": True},
+    "ca": {"type": "path", "required": True},
+    "root_password": {"type": "str", "required": True, "no_log": True},
+}
 
 
 class EtcdError(PgharborError):
@@ -204,4 +214,40 @@ def ensure_auth(client: EtcdClient, root_password: str, users: list[EtcdUser], *
         change(f"role {name} removed", "auth/role/delete", {"role": name})
     if not enabled:
         change("authentication enabled", "auth/enable", {})
+    return changes
+
+
+def ensure_member(client: EtcdClient, root_password: str, name: str, peer_url: str, *,
+                  check_mode: bool = False) -> list[str]:
+    """Make a running cluster expect a member that has no data yet (new, or
+    rebuilt after its disk was lost) at peer_url, before it starts with
+    ETCD_INITIAL_CLUSTER_STATE=existing. The cluster's entry for the member
+    it replaces (its name or URL) is removed first: a member that lost its
+    data cannot come back under its old identity, whose log the others
+    remember. An entry added and not started yet (no name) is the one
+    wanted, and left as it is. Says what changed (or would)."""
+    client.login(ROOT, root_password)
+    members = client.call("cluster/member/list", {}).get("members", [])
+    if any(m.get("peerURLs", []) == [peer_url] and not m.get("name") for m in members):
+        return []
+    changes: list[str] = []
+    for member in members:
+        if member.get("name") == name or peer_url in member.get("peerURLs", []):
+            changes.append(f"member {member.get('name') or member['ID']} at {', '.join(member.get('peerURLs', []))} "
+                           "removed (it lost its data)")
+            if not check_mode:
+                client.call("cluster/member/remove", {"ID": member["ID"]})
+    changes.append(f"member {name} at {peer_url} added")
+    if not check_mode:
+        # Right after a removal etcd refuses an addition ("unhealthy cluster")
+        # until the members left have been connected for its health interval (5 s).
+        deadline = time.monotonic() + ADD_PATIENCE
+        while True:
+            try:
+                client.call("cluster/member/add", {"peerURLs": [peer_url]})
+                break
+            except EtcdError as exc:
+                if "unhealthy cluster" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
     return changes

@@ -89,6 +89,16 @@ def _name(value: x509.Name) -> str:
     return value.rfc4514_string()
 
 
+# What a certificate authenticates, and the extendedKeyUsage each needs. A
+# peer is a member of a cluster (etcd): a server to the others, and their
+# client when it connects to them.
+PURPOSES = {
+    "server": [("server", ExtendedKeyUsageOID.SERVER_AUTH)],
+    "client": [("client", ExtendedKeyUsageOID.CLIENT_AUTH)],
+    "peer": [("server", ExtendedKeyUsageOID.SERVER_AUTH), ("client", ExtendedKeyUsageOID.CLIENT_AUTH)],
+}
+
+
 def check_certificate(
     cert_path: str,
     ca_path: str,
@@ -177,11 +187,12 @@ def check_certificate(
             found = ", ".join(map(str, cns)) or "none"
             problems.append(f"certificate {cert_path} has CN {found}, expected {common_name}")
 
-    wanted = ExtendedKeyUsageOID.SERVER_AUTH if purpose == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
     try:
         usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         usages = None
-    if usages is not None and wanted not in usages:
-        problems.append(f"certificate {cert_path} is not allowed for {purpose} authentication (extendedKeyUsage)")
+    missing = [name for name, oid in PURPOSES[purpose] if usages is not None and oid not in usages]
+    if missing:
+        problems.append(f"certificate {cert_path} is not allowed for {' and '.join(missing)} authentication "
+                        "(extendedKeyUsage): reissue it with " + ", ".join(f"{n}Auth" for n in missing))
     return result

@@ -1,20 +1,24 @@
-"""etcd's authentication as the etcd role sets it (module etcd_auth, logic in
-pgharbor.ha.etcd), against a real three-member etcd cluster on loopback
-over TLS: from a cluster with authentication off to one where each client
+"""etcd as the etcd role manages it (modules etcd_auth and etcd_member, logic
+in pgharbor.ha.etcd), against a real three-member etcd cluster on loopback
+over TLS. Authentication: from a cluster with authentication off to one where each client
 logs in and reaches its own prefix only, over TLS only; check mode changes nothing; a
 second run changes nothing; a wrong root password is named; a user taken out
-of the declaration loses its access."""
+of the declaration loses its access. Membership: a member that lost its data
+is welcomed back under a new identity and gets the data; nothing is changed
+in check mode or twice; without a majority the change is refused."""
 
 from __future__ import annotations
 
+import shutil
+import time
 import urllib.request
-from base64 import b64encode
+from base64 import b64decode, b64encode
 
 import pytest
 from ansiblerun import run_module
 from etcdserver import start_cluster, stop_cluster
 
-from pgharbor.ha.etcd import EtcdClient, EtcdError, EtcdUser, ensure_auth
+from pgharbor.ha.etcd import EtcdClient, EtcdError, EtcdUser, ensure_auth, ensure_member
 
 ROOT_PASSWORD = "root secret 1"
 PATRONI_PASSWORD = "patroni secret 2"
@@ -115,3 +119,40 @@ def test_the_module_through_ansible_is_check_mode_honest_and_hides_the_passwords
     for text in (log, log2, log3):
         assert ROOT_PASSWORD not in text and PATRONI_PASSWORD not in text
 
+
+
+def test_a_member_that_lost_its_data_is_welcomed_back_and_gets_the_data(cluster):
+    ensure_auth(client(cluster), ROOT_PASSWORD, [PATRONI])
+    put(client(cluster, "patroni", PATRONI_PASSWORD), "/service/pgharbor/leader", "db1")
+    lost = cluster.members[2]
+    cluster.stop(lost)
+    shutil.rmtree(cluster.workdir / f"{lost.name}.data")
+    peer_url = f"https://127.0.0.1:{lost.peer_port}"
+    planned = ensure_member(client(cluster), ROOT_PASSWORD, lost.name, peer_url, check_mode=True)
+    assert planned == [f"member {lost.name} at {peer_url} removed (it lost its data)",
+                       f"member {lost.name} at {peer_url} added"]
+    assert ensure_member(client(cluster), ROOT_PASSWORD, lost.name, peer_url) == planned
+    # Added and not started yet: the entry wanted, left as it is.
+    assert ensure_member(client(cluster), ROOT_PASSWORD, lost.name, peer_url) == []
+    cluster.start(lost, state="existing")
+    cluster.wait_healthy()
+    back = EtcdClient(lost.url, cluster.ca_file)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            back.login("patroni", PATRONI_PASSWORD)
+            break
+        except EtcdError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    found = back.call("kv/range", {"key": b64encode(b"/service/pgharbor/leader").decode()})["kvs"]
+    assert b64decode(found[0]["value"]) == b"db1"
+
+
+def test_without_a_majority_a_member_is_not_added(cluster):
+    ensure_auth(client(cluster), ROOT_PASSWORD, [PATRONI])
+    for member in cluster.members[1:]:
+        cluster.stop(member)
+    with pytest.raises(EtcdError, match="etcd at .* (refused|did not answer)"):
+        ensure_member(client(cluster), ROOT_PASSWORD, "m3", f"https://127.0.0.1:{cluster.members[2].peer_port}")
