@@ -4,7 +4,8 @@ client and a real server (S3 endpoint, sshd) failing on purpose.
 cut() closes every open connection and stops listening (new connections are
 refused); restore() listens again on the same port. after_bytes cuts by
 itself once that many bytes went towards the server: mid-transfer, without
-timing guesses."""
+timing guesses; down_for then restores it that many seconds after that cut (a
+timer started beside the transfer would race it on a loaded machine)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class TcpProxy:
         self.port = 0
         self.upstream_bytes = 0
         self.cut_after: int | None = None
+        self.down_for: float | None = None
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
         self._listener: socket.socket | None = None
@@ -83,6 +85,8 @@ class TcpProxy:
                     if over:
                         self.cut_after = None
                         self.cut()
+                        if self.down_for is not None:
+                            threading.Timer(self.down_for, self.restore).start()
                         return
         except OSError:
             pass

@@ -8,7 +8,6 @@ bucket the backup server cannot read, a tier 3 past its RPO."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -131,7 +130,7 @@ def test_short_outage_is_ridden_out_by_retries(s3_server, bucket, tmp_path):
         store = tier3(s3_server, bucket, f"http://127.0.0.1:{proxy.port}", part_size_mb=5, concurrency=1,
                       max_attempts=8)
         proxy.cut_after = 6 * MIB
-        threading.Timer(0.5, proxy.restore).start()
+        proxy.down_for = 0.5
         store.ship(backup)
     [stored] = store_backups(s3_server, bucket)
     assert stored.id == backup.id
