@@ -16,10 +16,13 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # tests' unpacked sshd links against), the tools the backup code calls,
 # pgBackRest (the time-travel layer) and stunnel (HTTPS in front of the
 # tests' S3 server; it starts no service of its own without a configuration)
-# and Chromium (the daily report read in a real browser).
+# and Chromium (the daily report read in a real browser); Patroni for the
+# failover tests on loopback (its package starts nothing without a
+# configuration; python3-idna is what its etcd3 client needs and only
+# recommends).
 SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns netavark aardvark-dns \
 	iptables postgresql-15 postgresql-client-15 python3-venv gpg zstd rsync nftables \
-	openssh-client libwrap0 pgbackrest stunnel4 chromium
+	openssh-client libwrap0 pgbackrest stunnel4 chromium patroni python3-idna
 STAMP := .cache
 MOTO_WHEELS := lab/.cache/moto-wheels.tar
 SSHD := $(STAMP)/openssh-server/usr/sbin/sshd
@@ -75,7 +78,7 @@ role-docs-check: venv
 unit: venv ## unit tests (pure logic)
 	pytest tests/unit
 
-integration: deps $(SSHD) $(PROMTOOL) $(MTAIL) $(ETCD) ## integration tests (real PostgreSQL, sshd, S3, Prometheus and etcd servers, mtail, on loopback)
+integration: deps $(SSHD) $(PROMTOOL) $(MTAIL) $(ETCD) ## integration tests (real PostgreSQL, sshd, S3, Prometheus, etcd and Patroni, mtail, on loopback)
 	@start=$$(date +%s); $(CI_NICE) pytest --durations=15 tests/integration; echo "== integration passed in $$(( $$(date +%s) - start )) s"
 
 # The tier-2 tests start their own sshd on loopback. Unpacked from Debian's

@@ -38,6 +38,7 @@ class EtcdCluster:
     members: list[Member]
     workdir: Path
     ca_file: str
+    ca: tuple = ()  # the CA's (certificate, key): other servers' certificates come from it
     logs: list[Path] = field(default_factory=list)
 
     def start(self, member: Member, state: str = "new") -> None:
@@ -90,7 +91,7 @@ def start_cluster(size: int = 3) -> EtcdCluster:
                               also=(ExtendedKeyUsageOID.CLIENT_AUTH,))
         write_cert(workdir / f"{member.name}.crt", cert)
         write_key(workdir / f"{member.name}.key", key)
-    cluster = EtcdCluster(members, workdir, ca_file)
+    cluster = EtcdCluster(members, workdir, ca_file, ca)
     for member in members:
         cluster.start(member)
     cluster.wait_healthy()

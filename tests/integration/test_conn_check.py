@@ -19,6 +19,7 @@ from ansiblerun import run_module
 from certs import make_ca, write_cert
 from migrationdb import tls_settings
 from pgserver import free_port, start_server
+from retrysnippet import documented_snippet
 
 from pgharbor.link.check import WATCH_APPLICATION_NAME, CheckSettings, Thresholds, check_connection
 from pgharbor.link.retry import RetryPolicy
@@ -239,15 +240,6 @@ def test_the_module_through_ansible_fails_naming_the_threshold_and_hides_the_pas
     rc, out, log = run_module(repo, tmp_path, "pg_conn_check", {**args, "retry": {"base_seconds": 0}})
     assert rc != 0 and "base_seconds" in out["msg"], log
     assert APP_PASSWORD not in log
-
-
-def documented_snippet(repo) -> dict:
-    """The retry code docs/CONNECTIONS.md gives applications, executed."""
-    text = (repo / "docs" / "CONNECTIONS.md").read_text()
-    code = text.split("<!-- retry-snippet -->\n```python\n", 1)[1].split("```", 1)[0]
-    namespace: dict = {}
-    exec(compile(code, "docs/CONNECTIONS.md", "exec"), namespace)  # noqa: S102 - our own documentation
-    return namespace
 
 
 def test_the_documented_retry_snippet_survives_a_restart_and_gives_up_at_its_deadline(repo, restartable):
