@@ -29,6 +29,7 @@ from etcdserver import EtcdCluster, start_cluster, stop_cluster
 from pgserver import PG_BINDIR, free_port
 
 from pgharbor.ha.etcd import EtcdClient, EtcdUser, ensure_auth
+from pgharbor.ha.patroni import PatroniClient, members
 
 REPO = Path(__file__).resolve().parents[1]
 ROLE = REPO / "roles/postgresql_server"
@@ -169,9 +170,12 @@ class PatroniCluster:
         return None
 
     def streaming(self, node: Node) -> bool:
-        s = self.state(node)
-        return s.get("state") == "running" and s.get("role") == "replica" and \
-            s.get("replication_state", "streaming") == "streaming" and bool(s.get("xlog", {}).get("received_location"))
+        """node runs as a standby and the leader sends it WAL (the leader's pg_stat_replication, as Patroni read it)."""
+        leader = self.leader()
+        if leader is None or leader is node or self.state(node).get("role") != "replica":
+            return False
+        return any(r.get("application_name") == node.name and r.get("state") == "streaming"
+                   for r in self.state(leader).get("replication", []))
 
     def render(self, node: Node, extra: dict | None = None) -> None:
         render(self.workdir, [(node, {**self.vars_common, **(extra or {})})])
@@ -260,6 +264,10 @@ def start_patroni_cluster(size: int = 2, settings: dict | None = None) -> Patron
             cluster.start(node)
         for node in nodes[1:]:
             cluster.wait(lambda n=node: cluster.streaming(n), timeout=120, why=f"{node.name} streaming")
+        # and every member says so in etcd, where the others read it
+        view = PatroniClient(nodes[0].api, etcd.ca_file)
+        cluster.wait(lambda: all(m.state in ("running", "streaming") for m in members(view)), timeout=30,
+                     why="every member running in the cluster's view")
         return cluster
     except BaseException:
         stop_patroni_cluster(PatroniCluster(etcd, locals().get("nodes", []), workdir, {}))

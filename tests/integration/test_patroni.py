@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from ansiblerun import run_module
 from patroniserver import SECRETS, PatroniCluster, start_patroni_cluster, stop_patroni_cluster
 from retrysnippet import documented_snippet
 
@@ -28,8 +29,9 @@ from pgharbor.ha.patroni import (
     SwitchoverRefusedError,
     ensure_dynamic_config,
     members,
+    plan_switchover,
     position,
-    switchover,
+    switch_over,
 )
 
 REPORT = Path(__file__).resolve().parents[2] / "reports/ha-loopback.json"
@@ -149,9 +151,9 @@ def test_a_switchover_is_refused_while_the_standby_is_behind_then_done_with_ever
         first.local("INSERT INTO acked (id) SELECT g FROM generate_series(1000000, 1020000) g "
                     "ON CONFLICT DO NOTHING; DELETE FROM acked WHERE id >= 1000000")
     ha.wait(lambda: position(api(ha, 0), api(ha, 1)).replay_lag > 1 << 20, timeout=30)
-    with pytest.raises(SwitchoverRefusedError, match=r"n2 has replayed \d+ bytes less than n1 has written \(the limit, "
-                                                r"switchover_max_lag_bytes, is 1048576\)"):
-        switchover(api(ha, 0), api(ha, 1), leader_name="n1", candidate="n2", max_lag_bytes=1 << 20)
+    with pytest.raises(SwitchoverRefusedError, match=r"n2 has replayed \d+ bytes less than n1 has written \(the "
+                                                     r"limit, switchover_max_lag_bytes, is 1048576\)"):
+        plan_switchover(api(ha, 1), None, max_lag_bytes=1 << 20)
     ensure_dynamic_config(api(ha, 0), {"postgresql": {"parameters": {"recovery_min_apply_delay": 0}}})
     ha.wait(lambda: position(api(ha, 0), api(ha, 1)).replay_lag == 0, timeout=30)
     assert members(api(ha, 0))[0].name == "n1", "a refused switchover changes nothing"
@@ -160,7 +162,9 @@ def test_a_switchover_is_refused_while_the_standby_is_behind_then_done_with_ever
     writer.start()
     writer.wait_for_acks(20)
     started = time.monotonic()
-    seconds = switchover(api(ha, 0), api(ha, 1), leader_name="n1", candidate="n2", max_lag_bytes=16 << 20)
+    plan = plan_switchover(api(ha, 0), "n2", max_lag_bytes=16 << 20)
+    assert (plan.leader.name, plan.candidate.name) == ("n1", "n2")
+    seconds = switch_over(api(ha, 0), plan)
     writer.wait_for_acks(20)
     writer.stop()
     assert [(m.name, m.role) for m in members(api(ha, 1))] == [("n1", "replica"), ("n2", "leader")]
@@ -193,3 +197,30 @@ def test_the_primary_killed_the_standby_takes_over_losing_no_acknowledged_commit
     record("primary_killed_synchronous", {
         "seconds_until_standby_leads": round(took_over, 2), "longest_write_gap_s": round(writer.longest_gap(killed), 2),
         "acknowledged": len(acked), "lost": len(lost), "seconds_old_primary_rejoined": round(rejoined, 2)})
+
+
+def test_the_modules_through_ansible_are_check_mode_honest_refuse_by_name_and_hide_the_password(repo, ha, tmp_path):
+    password = SECRETS["postgresql_server_ha_api_password"]
+    login = {"api_url": ha.nodes[1].api, "ca": ha.ca_file, "api_password": password}
+    wanted = {**login, "config": {"maximum_lag_on_failover": 4194304}}
+    rc, out, log = run_module(repo, tmp_path, "patroni_config", wanted, check=True)
+    assert rc == 0 and out["changed"] and out["changes"] == ["maximum_lag_on_failover: 1048576 -> 4194304"], log
+    assert api(ha, 0).dynamic_config()["maximum_lag_on_failover"] == 1048576
+    rc, out, log = run_module(repo, tmp_path, "patroni_config", wanted)
+    assert rc == 0 and out["changed"], log
+    rc, out, log = run_module(repo, tmp_path, "patroni_config", wanted)
+    assert rc == 0 and not out["changed"] and out["changes"] == [], log
+    assert password not in log
+
+    rc, out, log = run_module(repo, tmp_path, "patroni_switchover", {**login, "candidate": "n3"})
+    assert rc != 0 and "n3 is not a standby of this cluster (members: n1, n2)" in out["msg"], log
+    rc, out, log = run_module(repo, tmp_path, "patroni_switchover", login, check=True)
+    assert rc == 0 and out["changed"] and (out["leader"], out["candidate"]) == ("n1", "n2"), log
+    assert "seconds" not in out, log
+    assert [m.name for m in members(api(ha, 0)) if m.is_leader] == ["n1"], "check mode switched over"
+    rc, out, log = run_module(repo, tmp_path, "patroni_switchover", login)
+    assert rc == 0 and out["changed"] and out["seconds"] > 0, log
+    assert [m.name for m in members(api(ha, 0)) if m.is_leader] == ["n2"]
+    rc, out, log = run_module(repo, tmp_path, "patroni_switchover", {**login, "api_password": "wrong"})
+    assert rc != 0 and "postgresql_server_ha_api_password" in out["msg"], log
+    assert password not in log

@@ -22,6 +22,14 @@ from ..errors import PgharborError
 
 PRIMARY_ROLES = ("master", "primary")
 
+# The options every Patroni module takes (documented in the doc fragment pgharbor_patroni).
+PATRONI_OPTIONS: dict[str, dict[str, Any]] = {
+    "api_url": {"type": "str", "required": True},
+    "ca": {"type": "path", "required": True},
+    "api_user": {"type": "str", "default": "patroni"},
+    "api_password": {"type": "str", "required": True, "no_log": True},
+}
+
 
 class PatroniError(PgharborError):
     pass
@@ -36,9 +44,16 @@ class PatroniClient:
 
     def __init__(self, url: str, ca_file: str, user: str = "", password: str = "", timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
+        self.ca_file = ca_file
         self.context = ssl.create_default_context(cafile=ca_file)
         self.timeout = timeout
+        self._login = (user, password)
         self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode() if user else ""
+
+    def at(self, url: str) -> PatroniClient:
+        """The same CA and login for another member's API (its api_url from /cluster)."""
+        base = url.split("/patroni", 1)[0]
+        return PatroniClient(base, self.ca_file, *self._login, timeout=self.timeout)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None,
              timeout: float | None = None) -> tuple[int, Any]:
@@ -186,26 +201,55 @@ def ensure_dynamic_config(client: PatroniClient, wanted: dict[str, Any], *, chec
     return describe(patch, current)
 
 
-def switchover(leader: PatroniClient, standby: PatroniClient, *, leader_name: str, candidate: str,
-               max_lag_bytes: int, timeout: float = 60.0) -> float:
-    """A planned switchover from leader_name to candidate, refused before
-    anything happens when the candidate's replay is more than max_lag_bytes
-    behind (a promotion would first wait for that replay). Returns the seconds until the candidate was the
-    primary and the old leader followed it."""
-    where = position(leader, standby)
+@dataclass(frozen=True)
+class SwitchoverPlan:
+    leader: Member
+    candidate: Member
+    replay_lag: int
+
+
+def plan_switchover(client: PatroniClient, candidate: str | None, max_lag_bytes: int) -> SwitchoverPlan:
+    """Who hands over to whom, checked: a leader, and a running standby (the one
+    named, or the only one) whose replay is at most max_lag_bytes behind."""
+    now = members(client)
+    leaders = [m for m in now if m.is_leader]
+    if not leaders:
+        raise SwitchoverRefusedError(f"the cluster has no leader now ({[(m.name, m.role, m.state) for m in now]}): "
+                                     "a switchover needs one; see docs/HIGH_AVAILABILITY.md")
+    standbys = [m for m in now if not m.is_leader and (candidate is None or m.name == candidate)]
+    if candidate and not standbys:
+        raise SwitchoverRefusedError(f"{candidate} is not a standby of this cluster (members: "
+                                     f"{', '.join(m.name for m in now)}): name one of them as switchover_candidate")
+    if not candidate and len(standbys) != 1:
+        raise SwitchoverRefusedError(f"the cluster has {len(standbys)} standbys: name the one to take over "
+                                     "as switchover_candidate")
+    chosen = standbys[0]
+    if chosen.state not in ("running", "streaming"):
+        raise SwitchoverRefusedError(f"{chosen.name} is {chosen.state}, not running: start it, or name another "
+                                     "switchover_candidate")
+    where = position(client.at(leaders[0].api_url), client.at(chosen.api_url))
     if where.replay_lag > max_lag_bytes:
-        raise SwitchoverRefusedError(f"{candidate} has replayed {where.replay_lag} bytes less than {leader_name} has "
-                                f"written (the limit, switchover_max_lag_bytes, is {max_lag_bytes}): wait until it "
-                                "has caught up, or find why it is behind (docs/runbooks/switchover.md)")
+        raise SwitchoverRefusedError(f"{chosen.name} has replayed {where.replay_lag} bytes less than "
+                                     f"{leaders[0].name} has written (the limit, switchover_max_lag_bytes, is "
+                                     f"{max_lag_bytes}): wait until it has caught up, or find why it is behind "
+                                     "(docs/HIGH_AVAILABILITY.md)")
+    return SwitchoverPlan(leaders[0], chosen, where.replay_lag)
+
+
+def switch_over(client: PatroniClient, plan: SwitchoverPlan, timeout: float = 60.0) -> float:
+    """Carry out a checked plan; the seconds until the candidate was the
+    primary and the old leader followed it."""
+    leader_name, candidate = plan.leader.name, plan.candidate.name
     started = time.monotonic()
-    status, answer = leader.call("POST", "/switchover", {"leader": leader_name, "candidate": candidate},
-                                 timeout=timeout)
+    status, answer = client.at(plan.leader.api_url).call(
+        "POST", "/switchover", {"leader": leader_name, "candidate": candidate}, timeout=timeout)
     if status != 200:
         raise PatroniError(f"Patroni refused the switchover from {leader_name} to {candidate} ({status}): {answer}")
+    watcher = client.at(plan.candidate.api_url)
     while True:
-        now = {m.name: m for m in members(standby)}
+        now = {m.name: m for m in members(watcher)}
         new, old = now.get(candidate), now.get(leader_name)
-        if new and new.is_leader and new.state == "running" and old and old.role != "leader" \
+        if new and new.is_leader and new.state == "running" and old and not old.is_leader \
                 and old.state in ("running", "streaming"):
             return time.monotonic() - started
         if time.monotonic() - started > timeout:
