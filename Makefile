@@ -119,7 +119,7 @@ endef
 
 # Every scenario in molecule/ must be listed here (scenarios-listed checks),
 # the longest first.
-SCENARIOS := backup_server postgresql_server etcd firewall pg_backup pki base
+SCENARIOS := backup_server postgresql_server ha firewall pg_backup pki base
 scenarios-listed:
 	@missing="$(filter-out $(SCENARIOS),$(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))"; \
 	if [ -n "$$missing" ]; then echo "add these scenarios to SCENARIOS in the Makefile: $$missing"; exit 1; fi

@@ -192,6 +192,7 @@ def _node_vars(node: Node, common: dict) -> dict:
         "__postgresql_server_tls_dir": str(node.conf_dir / "tls"),
         "__postgresql_server_run_dir": str(node.run_dir),
         "__postgresql_server_ha_pgpass": str(node.basedir / "pgpass"),
+        "__postgresql_server_ha_own_address": "127.0.0.1",
     }
 
 
@@ -238,11 +239,9 @@ def start_patroni_cluster(size: int = 2, settings: dict | None = None) -> Patron
             # a test's minutes: the leader lock lives 10 s, Patroni looks every 2 s
             "postgresql_server_ha_ttl": 10, "postgresql_server_ha_loop_wait": 2,
             "postgresql_server_ha_retry_timeout": 5,
+            # the role adds the members' replication and pg_rewind rules itself
+            "postgresql_server_ha_members": [n.name for n in nodes],
             "postgresql_server_hba_rules": [
-                {"comment": "replication between the members", "databases": ["replication"],
-                 "users": ["replicator"], "sources": ["127.0.0.1/32"]},
-                {"comment": "pg_rewind from the members", "databases": ["postgres"], "users": ["rewinder"],
-                 "sources": ["127.0.0.1/32"]},
                 {"comment": "the application", "databases": ["postgres"], "users": [APP_USER],
                  "sources": ["127.0.0.1/32"]},
             ],
