@@ -174,7 +174,7 @@ test: $(CI_BUILT) ## everything CI runs
 # is bin/play staging migrate --check --diff, which adds the environment's
 # vault and asks before it runs against production (CONFIRM=yes skips that).
 ENV ?= lab
-PLAYBOOKS := site migrate rollback backup restore verify-backups retention status check-connection time-travel
+PLAYBOOKS := site migrate rollback backup restore verify-backups retention status check-connection time-travel switchover
 $(PLAYBOOKS): venv
 	bin/play $(ENV) $(subst -,_,$@) $(ARGS)
 

@@ -151,8 +151,9 @@ def test_a_switchover_is_refused_while_the_standby_is_behind_then_done_with_ever
         first.local("INSERT INTO acked (id) SELECT g FROM generate_series(1000000, 1020000) g "
                     "ON CONFLICT DO NOTHING; DELETE FROM acked WHERE id >= 1000000")
     ha.wait(lambda: position(api(ha, 0), api(ha, 1)).replay_lag > 1 << 20, timeout=30)
-    with pytest.raises(SwitchoverRefusedError, match=r"n2 has replayed \d+ bytes less than n1 has written \(the "
-                                                     r"limit, switchover_max_lag_bytes, is 1048576\)"):
+    behind = (r"n2 has replayed \d+ bytes less than n1 has written "
+              r"\(the limit, postgresql_server_switchover_max_lag_bytes, is 1048576\)")
+    with pytest.raises(SwitchoverRefusedError, match=behind):
         plan_switchover(api(ha, 1), None, max_lag_bytes=1 << 20)
     ensure_dynamic_config(api(ha, 0), {"postgresql": {"parameters": {"recovery_min_apply_delay": 0}}})
     ha.wait(lambda: position(api(ha, 0), api(ha, 1)).replay_lag == 0, timeout=30)

@@ -215,24 +215,25 @@ def plan_switchover(client: PatroniClient, candidate: str | None, max_lag_bytes:
     leaders = [m for m in now if m.is_leader]
     if not leaders:
         raise SwitchoverRefusedError(f"the cluster has no leader now ({[(m.name, m.role, m.state) for m in now]}): "
-                                     "a switchover needs one; see docs/HIGH_AVAILABILITY.md")
+                                     "a switchover needs one; see docs/runbooks/failover.md")
     standbys = [m for m in now if not m.is_leader and (candidate is None or m.name == candidate)]
     if candidate and not standbys:
         raise SwitchoverRefusedError(f"{candidate} is not a standby of this cluster (members: "
-                                     f"{', '.join(m.name for m in now)}): name one of them as switchover_candidate")
+                                     f"{', '.join(m.name for m in now)}): name one of them as "
+                                     "postgresql_server_switchover_candidate")
     if not candidate and len(standbys) != 1:
         raise SwitchoverRefusedError(f"the cluster has {len(standbys)} standbys: name the one to take over "
-                                     "as switchover_candidate")
+                                     "as postgresql_server_switchover_candidate")
     chosen = standbys[0]
     if chosen.state not in ("running", "streaming"):
         raise SwitchoverRefusedError(f"{chosen.name} is {chosen.state}, not running: start it, or name another "
-                                     "switchover_candidate")
+                                     "postgresql_server_switchover_candidate")
     where = position(client.at(leaders[0].api_url), client.at(chosen.api_url))
     if where.replay_lag > max_lag_bytes:
         raise SwitchoverRefusedError(f"{chosen.name} has replayed {where.replay_lag} bytes less than "
-                                     f"{leaders[0].name} has written (the limit, switchover_max_lag_bytes, is "
-                                     f"{max_lag_bytes}): wait until it has caught up, or find why it is behind "
-                                     "(docs/HIGH_AVAILABILITY.md)")
+                                     f"{leaders[0].name} has written (the limit, "
+                                     f"postgresql_server_switchover_max_lag_bytes, is {max_lag_bytes}): wait until "
+                                     "it has caught up, or find why it is behind (docs/runbooks/switchover.md)")
     return SwitchoverPlan(leaders[0], chosen, where.replay_lag)
 
 

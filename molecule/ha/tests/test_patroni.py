@@ -73,6 +73,27 @@ def test_patronis_file_is_postgres_alone_and_replication_is_refused_from_outside
     assert member.rc == 0, member.stderr
 
 
+def test_the_switchover_playbook_checks_first_refuses_by_name_and_hands_over(run_playbook):
+    wait_for(lambda: cluster(FIRST) == {"etcd1": ("Leader", "running"), "etcd2": ("Replica", "running")})
+    playbook = "../../playbooks/switchover.yml"
+    rehearsal = run_playbook(playbook, "--check")
+    assert rehearsal.returncode == 0, rehearsal.stdout[-3000:]
+    assert "etcd1 handed over to etcd2" in " ".join(rehearsal.stdout.split()) and "check mode: not done" in \
+        " ".join(rehearsal.stdout.split()), rehearsal.stdout[-3000:]
+    assert cluster(FIRST)["etcd1"][0] == "Leader", "check mode switched over"
+    refused = run_playbook(playbook, "-e", "postgresql_server_switchover_candidate=etcd3")
+    assert refused.returncode != 0 and "etcd3 is not a standby of this cluster (members: etcd1, etcd2)" in \
+        " ".join(refused.stdout.split()), refused.stdout[-3000:]
+    done = run_playbook(playbook)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "etcd1 handed over to etcd2" in " ".join(done.stdout.split()), done.stdout[-3000:]
+    assert "molecule api password" not in done.stdout + rehearsal.stdout + refused.stdout
+    wait_for(lambda: cluster(FIRST) == {"etcd1": ("Replica", "running"), "etcd2": ("Leader", "running")})
+    back = run_playbook(playbook, "-e", "postgresql_server_switchover_candidate=etcd1")
+    assert back.returncode == 0, back.stdout[-3000:]
+    wait_for(lambda: cluster(FIRST) == {"etcd1": ("Leader", "running"), "etcd2": ("Replica", "running")})
+
+
 def test_a_killed_primary_is_replaced_comes_back_as_a_standby_and_the_role_then_changes_nothing(run_playbook):
     wait_for(lambda: cluster(FIRST)["etcd2"] == ("Replica", "running"))
     # in public, outside the application's schemas, so that no grant of the role concerns it
