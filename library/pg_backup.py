@@ -63,6 +63,13 @@ options:
   server_name:
     description: Name of the server recorded in the manifest (default the host name).
     type: str
+  cluster_member:
+    description:
+      - In a cluster (high availability), the member that takes the backups; on the other members the module
+        takes nothing and says who does. A single server is always the primary.
+      - C(standby) spares the primary the read load of pg_dump.
+    type: str
+    choices: [primary, standby]
   requested_by:
     description: Who asked for this backup; when set, the backup is recorded in O(audit_log).
     type: str
@@ -127,6 +134,16 @@ retention:
   type: list
   elements: dict
   sample: [{id: buffer-20261124T101500Z, keep: true, reasons: [newest backup, hourly 1/24]}]
+acting:
+  description: Whether this server takes the backups (false on the members O(cluster_member) did not choose).
+  returned: always
+  type: bool
+  sample: true
+role:
+  description: What the server is now, C(primary) or C(standby).
+  returned: always
+  type: str
+  sample: primary
 checks:
   description: In check mode, what the checks found (database, its size, free space, recipients, tools).
   returned: check mode
@@ -146,13 +163,13 @@ from dataclasses import asdict
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgharbor.backup.audit import audit
 from ansible.module_utils.pgharbor.backup.take import check_backup
-from ansible.module_utils.pgharbor.cli.agent import ShippingFailed, run_backup, settings_from
+from ansible.module_utils.pgharbor.cli.agent import ShippingFailed, acting_here, run_backup, settings_from
 from ansible.module_utils.pgharbor.common.settings import BACKUP_CONFIG, load_config
 from ansible.module_utils.pgharbor.errors import PgharborError
 from ansible.module_utils.pgharbor.pg.conninfo import connection_options, with_password
 
 SETTINGS = ("db", "directory", "keyring", "recipients", "compression_level", "compression_threads",
-            "table_hashes", "reserve_mb", "server_name")
+            "table_hashes", "reserve_mb", "server_name", "cluster_member")
 
 
 def main() -> None:
@@ -168,6 +185,7 @@ def main() -> None:
             "table_hashes": {"type": "bool"},
             "reserve_mb": {"type": "int"},
             "server_name": {"type": "str"},
+            "cluster_member": {"type": "str", "choices": ["primary", "standby"]},
             "requested_by": {"type": "str"},
             "reason": {"type": "str", "default": ""},
             "audit_log": {"type": "path", "default": "/var/log/pgharbor/audit.jsonl"},
@@ -181,11 +199,14 @@ def main() -> None:
         if config.get("db"):
             config["db"] = with_password(config["db"], p["db_password"])
         settings = settings_from(config)
+        here = acting_here(settings.conninfo, settings.cluster_member)
     except PgharborError as exc:
         module.fail_json(msg=str(exc))
+    if not here.acting:
+        module.exit_json(changed=False, acting=False, role=here.role, msg=here.reason)
     try:
         if module.check_mode:
-            module.exit_json(changed=True, checks=check_backup(settings))
+            module.exit_json(changed=True, acting=True, role=here.role, checks=check_backup(settings))
         begin = time.monotonic()
         failed = ""
         try:
@@ -195,9 +216,9 @@ def main() -> None:
     except PgharborError as exc:
         module.fail_json(msg=str(exc))
     manifest = run.manifest
-    result = {"changed": True, "backup": manifest.id, "artefact": os.path.join(settings.directory, manifest.artefact),
-              "manifest": asdict(manifest), "seconds": round(time.monotonic() - begin, 3),
-              "shipping": run.shipping, "retention": run.retention}
+    result = {"changed": True, "acting": True, "role": here.role, "backup": manifest.id,
+              "artefact": os.path.join(settings.directory, manifest.artefact), "manifest": asdict(manifest),
+              "seconds": round(time.monotonic() - begin, 3), "shipping": run.shipping, "retention": run.retention}
     if p["requested_by"]:
         where = [result["artefact"]] + [tier for tier, r in run.shipping.items() if manifest.id in r["shipped"]]
         result["audit"] = audit(p["audit_log"], "backup", p["requested_by"], reason=p["reason"],

@@ -12,7 +12,8 @@ INVENTORY = REPO / "inventories" / "lab"
 
 def _containers() -> dict[str, str]:
     groups = yaml.safe_load((INVENTORY / "hosts.yml").read_text(encoding="utf-8"))["all"]["children"]
-    return {name: host["ansible_host"] for group in groups.values() for name, host in group["hosts"].items()}
+    # a host in several groups (db1: DB server and etcd member) is described in one, listed bare in the others
+    return {name: host["ansible_host"] for group in groups.values() for name, host in group["hosts"].items() if host}
 
 
 CONTAINERS = _containers()

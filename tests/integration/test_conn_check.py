@@ -58,6 +58,7 @@ def test_a_sound_link_reports_its_facts_and_passes(tls_server):
     report = check_connection(app(server, ca_file), FAST)
     assert report.passed, report.problems
     assert report.target == f"app@127.0.0.1:{server.port}/postgres"
+    assert report.server == {"host": "127.0.0.1", "port": server.port, "role": "primary"}
     assert report.connect_ms["count"] == 5 and report.connect_ms["failures"] == 0
     assert 0 < report.connect_ms["p50"] <= report.connect_ms["p95"] <= report.connect_ms["p99"]
     assert report.tcp_connect_ms["count"] == 5 and report.tcp_connect_ms["p50"] < report.connect_ms["p50"]
@@ -72,6 +73,7 @@ def test_a_sound_link_reports_its_facts_and_passes(tls_server):
         and report.throughput["download_mb_s"] > 0
     summary = "\n".join(report.summary())
     assert "PASS" in summary and "verify-full passes" in summary and APP_PASSWORD not in summary
+    assert f"answered by 127.0.0.1:{server.port}, the primary" in summary
 
 
 def test_sslmode_require_is_a_problem_and_the_report_says_verify_full_would_pass(tls_server):
@@ -291,7 +293,8 @@ def test_the_link_gauges_command_checks_the_service_and_writes_its_gauges(tls_se
     for line in ('pgharbor_link_up{service="app"} 1', 'pgharbor_link_verify_full{service="app"} 1',
                  'pgharbor_link_query_p95_limit_seconds{service="app"} 0.02',
                  'pgharbor_link_certificate_min_days{service="app"} 30',
-                 'pgharbor_link_authentication_info{service="app",method="password",user="app"} 1'):
+                 'pgharbor_link_authentication_info{service="app",method="password",user="app"} 1',
+                 'pgharbor_link_server_info{service="app",server="127.0.0.1",role="primary"} 1'):
         assert f"\n{line}\n" in text, line
     assert 'pgharbor_link_tls_info{service="app",version="TLSv1.3",' in text
     assert 'pgharbor_link_query_seconds{service="app",quantile="0.95"}' in text

@@ -117,11 +117,23 @@ def denied(call) -> str:
     return caught.value.response["Error"]["Code"]
 
 
+def per_host(policy: dict, hosts: list[str]) -> dict:
+    """The documents' policy for db1, written for each of hosts: a list per value that names db1."""
+    def each(value):
+        if isinstance(value, str) and "db1" in value:
+            return [value.replace("db1", host) for host in hosts]
+        if isinstance(value, dict):
+            return {k: each(v) for k, v in value.items()}
+        return value
+    return {**policy, "Statement": [each(s) for s in policy["Statement"]]}
+
+
 def test_the_db_hosts_keys_carry_the_documented_policies(lab_s3):
-    assert single(lab_s3.users["db-shipper"]["policy"]) == documented(
-        "BACKUPS.md", "PutBackups", {"acme-db-backups": BACKUPS})
+    # the logical backups: a prefix per DB server; time travel: one path for the cluster (pgharbor)
+    assert single(lab_s3.users["db-shipper"]["policy"]) == single(per_host(documented(
+        "BACKUPS.md", "PutBackups", {"acme-db-backups": BACKUPS}), ["db1", "db2"]))
     assert single(lab_s3.users["db-timetravel"]["policy"]) == documented(
-        "TIME_TRAVEL.md", "TimeTravelRepository", {"acme-timetravel": TIMETRAVEL})
+        "TIME_TRAVEL.md", "TimeTravelRepository", {"acme-timetravel": TIMETRAVEL, "db1/": "pgharbor/"})
 
 
 def test_each_key_does_its_job_and_nothing_else(lab_s3):
@@ -130,7 +142,7 @@ def test_each_key_does_its_job_and_nothing_else(lab_s3):
     assert denied(lambda: shipper.list_objects_v2(Bucket=BACKUPS, Prefix="pgharbor/db1/")) == "AccessDenied"
     assert denied(lambda: shipper.get_object(Bucket=BACKUPS, Key="pgharbor/db1/a.manifest.json")) == "AccessDenied"
     assert denied(lambda: shipper.delete_object(Bucket=BACKUPS, Key="pgharbor/db1/a.manifest.json")) == "AccessDenied"
-    assert denied(lambda: shipper.put_object(Bucket=BACKUPS, Key="pgharbor/db2/x", Body=b"")) == "AccessDenied"
+    assert denied(lambda: shipper.put_object(Bucket=BACKUPS, Key="pgharbor/db9/x", Body=b"")) == "AccessDenied"
     assert denied(lambda: shipper.put_object(Bucket=TIMETRAVEL, Key="db1/x", Body=b"")) == "AccessDenied"
 
     listed = reader.list_objects_v2(Bucket=BACKUPS, Prefix="pgharbor/db1/")["Contents"]
@@ -140,16 +152,17 @@ def test_each_key_does_its_job_and_nothing_else(lab_s3):
     assert denied(lambda: reader.delete_object(Bucket=BACKUPS, Key="pgharbor/db1/a.manifest.json")) == "AccessDenied"
     assert denied(lambda: reader.list_objects_v2(Bucket=TIMETRAVEL, Prefix="db1/")) == "AccessDenied"
 
-    timetravel.put_object(Bucket=TIMETRAVEL, Key="db1/backup.info", Body=b"one")
-    timetravel.put_object(Bucket=TIMETRAVEL, Key="db1/backup.info", Body=b"two")
-    assert timetravel.get_object(Bucket=TIMETRAVEL, Key="db1/backup.info")["Body"].read() == b"two"
-    assert timetravel.list_objects_v2(Bucket=TIMETRAVEL, Prefix="db1/")["KeyCount"] == 1
-    timetravel.delete_object(Bucket=TIMETRAVEL, Key="db1/backup.info")  # pgBackRest's expiry: a delete marker
-    assert denied(lambda: timetravel.list_object_versions(Bucket=TIMETRAVEL, Prefix="db1/")) == "AccessDenied"
-    versions = lab_s3.client("lab-objectstore-admin").list_object_versions(Bucket=TIMETRAVEL, Prefix="db1/")
+    assert denied(lambda: timetravel.put_object(Bucket=TIMETRAVEL, Key="db1/x", Body=b"")) == "AccessDenied"
+    timetravel.put_object(Bucket=TIMETRAVEL, Key="pgharbor/backup.info", Body=b"one")
+    timetravel.put_object(Bucket=TIMETRAVEL, Key="pgharbor/backup.info", Body=b"two")
+    assert timetravel.get_object(Bucket=TIMETRAVEL, Key="pgharbor/backup.info")["Body"].read() == b"two"
+    assert timetravel.list_objects_v2(Bucket=TIMETRAVEL, Prefix="pgharbor/")["KeyCount"] == 1
+    timetravel.delete_object(Bucket=TIMETRAVEL, Key="pgharbor/backup.info")  # pgBackRest's expiry: a delete marker
+    assert denied(lambda: timetravel.list_object_versions(Bucket=TIMETRAVEL, Prefix="pgharbor/")) == "AccessDenied"
+    versions = lab_s3.client("lab-objectstore-admin").list_object_versions(Bucket=TIMETRAVEL, Prefix="pgharbor/")
     assert len(versions["Versions"]) == 2 and len(versions["DeleteMarkers"]) == 1  # nothing was destroyed
     oldest = versions["Versions"][-1]["VersionId"]
-    assert denied(lambda: timetravel.delete_object(Bucket=TIMETRAVEL, Key="db1/backup.info",
+    assert denied(lambda: timetravel.delete_object(Bucket=TIMETRAVEL, Key="pgharbor/backup.info",
                                                    VersionId=oldest)) == "AccessDenied"
     assert denied(lambda: timetravel.get_object(Bucket=BACKUPS, Key="pgharbor/db1/a.manifest.json")) == "AccessDenied"
 

@@ -33,6 +33,7 @@ from pgharbor.ha.patroni import (
     position,
     switch_over,
 )
+from pgharbor.link.check import CheckSettings, check_connection
 
 REPORT = Path(__file__).resolve().parents[2] / "reports/ha-loopback.json"
 
@@ -100,6 +101,16 @@ class Writer(threading.Thread):
             time.sleep(0.05)
 
 
+def answered_by(cluster: PatroniCluster, target_session_attrs: str) -> dict:
+    """Which node the link check reports for a service naming both nodes."""
+    first, second = cluster.nodes
+    conninfo = first.conninfo(host="127.0.0.1,127.0.0.1", port=f"{first.port},{second.port}",
+                              target_session_attrs=target_session_attrs)
+    report = check_connection(conninfo, CheckSettings(attempts=1, queries=1, throughput_mb=0))
+    assert report.reachable, report.problems
+    return report.server
+
+
 def rows_on(cluster: PatroniCluster, index: int) -> set[int]:
     return {int(x) for x in cluster.nodes[index].local("SELECT id FROM acked").split()}
 
@@ -120,6 +131,9 @@ def test_an_existing_server_is_adopted_and_its_standby_streams_over_tls_from_the
     # Patroni's configuration keeps the role's files: no pg_hba.conf of its own in the data directory
     assert first.local("SHOW hba_file") == str(first.conf_dir / "pg_hba.conf")
     assert second.local("SHOW ssl") == "on"
+    # a service naming both nodes: the link check says which one answered, and what it is
+    assert answered_by(ha, "read-write") == {"host": "127.0.0.1", "port": first.port, "role": "primary"}
+    assert answered_by(ha, "prefer-standby") == {"host": "127.0.0.1", "port": second.port, "role": "standby"}
 
 
 def test_the_shared_settings_are_declared_once_check_mode_changes_nothing_and_a_wrong_login_is_named(ha):
@@ -170,6 +184,8 @@ def test_a_switchover_is_refused_while_the_standby_is_behind_then_done_with_ever
     writer.stop()
     assert [(m.name, m.role) for m in members(api(ha, 1))] == [("n1", "replica"), ("n2", "leader")]
     assert {n for n, _ in writer.acked} <= rows_on(ha, 1), "an acknowledged commit is missing"
+    # the same service now reaches the new primary, past the old one listed first
+    assert answered_by(ha, "read-write") == {"host": "127.0.0.1", "port": second.port, "role": "primary"}
     record("switchover", {"seconds_to_switch": round(seconds, 2), "acknowledged": len(writer.acked), "lost": 0,
                           "longest_write_gap_s": round(writer.longest_gap(started), 2)})
 
@@ -225,3 +241,49 @@ def test_the_modules_through_ansible_are_check_mode_honest_refuse_by_name_and_hi
     rc, out, log = run_module(repo, tmp_path, "patroni_switchover", {**login, "api_password": "wrong"})
     assert rc != 0 and "postgresql_server_ha_api_password" in out["msg"], log
     assert password not in log
+
+
+def test_the_backup_timers_act_on_the_member_chosen_and_the_others_say_who_does(ha, tmp_path, capsys):
+    """pgharbor-backup and pgharbor-timetravel as their timers run them on each member: the standby
+    takes nothing and says who does; the primary goes on to the backup itself."""
+    from pgharbor.cli import pgharbor_backup, pgharbor_timetravel
+
+    first, second = ha.nodes
+
+    def run(main, config: dict, *argv: str) -> tuple[int, str]:
+        path = tmp_path / "settings.json"
+        path.write_text(json.dumps(config))
+        code = main(["--config", str(path), *argv])
+        said = capsys.readouterr()
+        return code, said.out + said.err
+
+    logical = {"directory": str(tmp_path / "backups"), "keyring": str(tmp_path / "no-keyring"),
+               "recipients": ["0" * 40], "server_name": "n2"}
+    code, said = run(pgharbor_backup.main, {**logical, "db": second.conninfo()}, "run")
+    assert code == 0 and said.strip() == ("no backup: this server is a standby: the primary does the logical "
+                                          "backups (pg_backup_cluster_member: primary)"), said
+    gauges = tmp_path / "backup.prom"
+    code, said = run(pgharbor_backup.main, {**logical, "db": second.conninfo()}, "status", "--prometheus", str(gauges))
+    assert code == 0 and gauges.read_text().endswith('pgharbor_backup_acting{host="n2"} 0\n'), said
+    # a standby chosen: the primary takes nothing
+    code, said = run(pgharbor_backup.main, {**logical, "db": first.conninfo(), "cluster_member": "standby"}, "run")
+    assert code == 0 and "this server is a primary: the standby does the logical backups" in said, said
+    # the member chosen goes on to the backup (here it fails on the keyring it was given: it tried)
+    code, said = run(pgharbor_backup.main, {**logical, "db": first.conninfo()}, "run")
+    assert code == 1 and said.startswith("backup failed:"), said
+
+    layer = {"stanza": "main", "pgbackrest_config": str(tmp_path / "no-pgbackrest.conf"), "host": "n2",
+             "run_log": str(tmp_path / "runs.json")}
+    for argv in (["backup", "--type", "incr"], ["drill"]):
+        code, said = run(pgharbor_timetravel.main, {**layer, "db": second.conninfo()}, *argv)
+        assert code == 0 and said.strip().endswith(
+            "this server is a standby: the primary does time travel's backups, drills and archiving"), said
+    gauges = tmp_path / "timetravel.prom"
+    code, said = run(pgharbor_timetravel.main, {**layer, "db": second.conninfo()}, "status", "--prometheus",
+                     str(gauges))
+    assert code == 0 and gauges.read_text().endswith('pgharbor_timetravel_acting{host="n2"} 0\n'), said
+    code, said = run(pgharbor_timetravel.main, {**layer, "db": first.conninfo()}, "backup", "--type", "incr")
+    assert code == 2 and "pgbackrest stanza-create" in said, said
+    code, said = run(pgharbor_timetravel.main, layer | {"db": second.conninfo()}, "on-role-change", "on_role_change",
+                     "replica", "pgharbor")
+    assert code == 0 and "nothing to do on a standby" in said, said

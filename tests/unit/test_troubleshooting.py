@@ -94,7 +94,7 @@ def _yaml_messages(node, where: str, found: dict[str, str]) -> None:
 
 def yaml_messages() -> dict[str, str]:
     found: dict[str, str] = {}
-    paths = [*REPO.glob("roles/*/tasks/*.yml"), *REPO.glob("playbooks/*.yml")]
+    paths = [*REPO.glob("roles/*/tasks/*.yml"), *REPO.glob("playbooks/*.yml"), *REPO.glob("playbooks/imports/*.yml")]
     for path in sorted(paths):
         _yaml_messages(yaml.safe_load(path.read_text()), str(path.relative_to(REPO)), found)
     return found

@@ -15,6 +15,7 @@ from ..backup.manifest import Manifest, now_text
 from ..backup.store import Backup, Store
 from ..backup.take import BackupError, BackupSettings, Progress, guarded, take
 from ..common.settings import ConfigError, read_credentials
+from ..ha.member import Acting, acting
 from ..tiers.prune import prune_store
 from ..tiers.retention import Policy, PolicyError
 from ..tiers.s3settings import S3Error, S3Settings
@@ -31,6 +32,13 @@ class AgentSettings(BackupSettings):
     # Where each run ships its backup (and any earlier one a tier still misses).
     tier2: SshTarget | None = None
     tier3: S3Settings | None = None
+    # In a cluster, the member that takes the backups: primary or standby.
+    cluster_member: str = "primary"
+
+
+def acting_here(conninfo: str, cluster_member: str) -> Acting:
+    """Whether this server takes the backups: in a cluster, only the member chosen does."""
+    return acting(conninfo, cluster_member or "primary", "the logical backups", "pg_backup_cluster_member")
 
 
 @dataclass
@@ -75,7 +83,7 @@ def settings_from(config: dict) -> AgentSettings:
         compression_threads=int(config.get("compression_threads", 1)),
         table_hashes=bool(config.get("table_hashes", False)),
         reserve_bytes=int(config.get("reserve_mb", 0)) << 20, server_name=config.get("server_name") or "",
-        retention=retention, tier2=tier2, tier3=tier3)
+        retention=retention, tier2=tier2, tier3=tier3, cluster_member=config.get("cluster_member") or "primary")
 
 
 def run_backup(settings: AgentSettings, progress: Progress | None = None) -> BackupRun:

@@ -5,13 +5,16 @@ And what their status commands share: --prometheus FILE."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from ..common.atomicfile import replace_file
+from ..common.gauges import exposition, gauge, labels
 from ..common.settings import ConfigError, load_config
 from ..errors import PgharborError
+from ..ha.member import Acting, MemberError
 
 Command = Callable[[dict, argparse.Namespace], int]
 
@@ -38,6 +41,33 @@ def add_prometheus_option(status: argparse.ArgumentParser) -> None:
     """status --prometheus FILE: the same report as gauges, for node_exporter's textfile collector."""
     status.add_argument("--prometheus", metavar="FILE", type=Path,
                         help="also write the report as gauges to FILE (replaced whole, readable by all)")
+
+
+def acting_gauge(name: str, text: str, host: str, acting: bool) -> list[str]:
+    """Whether this server does the layer's work (in a cluster, one member does): the alerts on the
+    layer leave out the members that do not."""
+    out: list[str] = []
+    gauge(out, name, text, [(labels(host=host), int(acting))])
+    return out
+
+
+def status_elsewhere(probe: Callable[[], Acting], args: argparse.Namespace, gauges: Callable[[bool], list[str]],
+                     what: str) -> int | None:
+    """A status command on a member that does not do the layer's work: only the acting gauge, a line
+    saying who does, exit 0. None where this server does the work, or does not answer (then its layer
+    is reported as it is; the server's own alerts say it is down)."""
+    try:
+        here = probe()
+    except MemberError as exc:
+        print(f"note: {exc}", file=sys.stderr)
+        return None
+    if here.acting:
+        return None
+    if args.prometheus:
+        write_gauges(args.prometheus, exposition(gauges(False)))
+    print(json.dumps({"acting": False, "role": here.role, "detail": here.reason}) if args.json
+          else f"{what}: {here.reason}")
+    return 0
 
 
 def write_gauges(path: Path, gauges: str) -> None:

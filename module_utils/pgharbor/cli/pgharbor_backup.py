@@ -32,8 +32,8 @@ from ..common.settings import BACKUP_CONFIG
 from ..tiers.health import tier_health
 from ..tiers.report import tier_gauges
 from ..tiers.shipping import forget, ship_pending
-from .agent import ShippingFailed, run_backup, settings_from, shippers_for
-from .command import add_prometheus_option, run_command, write_gauges
+from .agent import ShippingFailed, acting_here, run_backup, settings_from, shippers_for
+from .command import acting_gauge, add_prometheus_option, run_command, status_elsewhere, write_gauges
 
 MIB = 1 << 20
 
@@ -53,10 +53,15 @@ def _progress_printer(stream: TextIO) -> Callable[[int], None]:
 
 
 def cmd_run(config: dict, args: argparse.Namespace) -> int:
+    settings = settings_from(config)
+    here = acting_here(settings.conninfo, settings.cluster_member)
+    if not here.acting:
+        print(f"no backup: {here.reason}")
+        return 0
     progress = _progress_printer(sys.stderr) if sys.stderr.isatty() else None
     failed = ""
     try:
-        run = run_backup(settings_from(config), progress)
+        run = run_backup(settings, progress)
     except ShippingFailed as exc:
         run, failed = exc.run, str(exc)
     except BackupError as exc:
@@ -135,10 +140,21 @@ def _note(store: Store, record: dict) -> None:
 
 
 def cmd_status(config: dict, args: argparse.Namespace) -> int:
+    host = config.get("server_name") or os.uname().nodename
+
+    def acting(here: bool) -> list[str]:
+        return acting_gauge("pgharbor_backup_acting", "1 where this server takes the logical backups (in a "
+                            "cluster, the member pg_backup_cluster_member chose)", host, here)
+
+    if config.get("db"):
+        # in a cluster, a member that does not back up: its tier 1 is not expected to be fresh
+        elsewhere = status_elsewhere(lambda: acting_here(config["db"], config.get("cluster_member", "primary")),
+                                     args, acting, "no backups here")
+        if elsewhere is not None:
+            return elsewhere
     report = tier_health(config["directory"], float(config.get("max_age_hours", 2)), datetime.now(timezone.utc))
     if args.prometheus:
-        write_gauges(args.prometheus, exposition(tier_gauges([(config.get("server_name") or os.uname().nodename,
-                                                          "tier1", report)])))
+        write_gauges(args.prometheus, exposition(tier_gauges([(host, "tier1", report)]) + acting(True)))
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:

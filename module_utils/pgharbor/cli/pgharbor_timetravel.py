@@ -5,6 +5,11 @@
     pgharbor-timetravel verify                         pgbackrest verify on every repository, read properly
     pgharbor-timetravel drill                          restore a repository (in rotation) to a recent time, check it
     pgharbor-timetravel rebuild --as-of T --into DIR   tier 3 as it was at T, from the bucket's object versions
+    pgharbor-timetravel on-role-change ACTION ROLE     Patroni's callback: a new primary makes its stanzas
+
+In a cluster (high availability) every member has the timers; backups and
+drills act on the primary only (each run asks its server), and status on a
+standby says so instead of reporting a layer it does not keep.
 
 Settings come from a JSON file written by the pg_timetravel role
 (/etc/pgharbor/timetravel.json); each key is the role variable without its
@@ -23,6 +28,7 @@ from pathlib import Path
 
 from ..common.gauges import exposition
 from ..common.settings import TIMETRAVEL_CONFIG
+from ..ha.member import Acting, acting
 from ..tiers.report import timetravel_gauges, timetravel_report
 from ..timetravel.drill import drill, log_drill, next_repo
 from ..timetravel.engine import Pgbackrest, PgbackrestError
@@ -30,7 +36,7 @@ from ..timetravel.health import BACKUP_TYPES, RunLog, archiver_state, health
 from ..timetravel.pastcopy import Target
 from ..timetravel.verify import verify
 from ..timetravel.window import repo_states
-from .command import add_prometheus_option, run_command, write_gauges
+from .command import acting_gauge, add_prometheus_option, run_command, status_elsewhere, write_gauges
 
 # The drill's past copy: beside the live cluster, in the postgres user's home (the role's default).
 DRILL_DIRECTORY = "/var/lib/postgresql/pgharbor-drill"
@@ -44,10 +50,27 @@ def _repos(config: dict) -> list[int]:
     return [int(r) for r in config.get("repos", [1])]
 
 
+# what only the primary does: pgBackRest backs up and archives from it
+JOB = "time travel's backups, drills and archiving"
+# Patroni's names for a member that leads (3.0 says master)
+LEADING = ("master", "primary", "promoted")
+
+
+def _here(config: dict) -> Acting:
+    return acting(config["db"], "primary", JOB)
+
+
 def cmd_backup(config: dict, args: argparse.Namespace) -> int:
     """Every repository in turn; one failing does not keep the next from its backup. Each run
-    is recorded for status, and any failure makes the exit status 1 (the unit fails)."""
+    is recorded for status, and any failure makes the exit status 1 (the unit fails). In a
+    cluster, on the primary only; its stanzas made first where missing (a repository that
+    was a standby's until a failover)."""
+    here = _here(config)
+    if not here.acting:
+        print(f"no backup: {here.reason}")
+        return 0
     engine, log = _engine(config), RunLog(Path(config["run_log"]))
+    engine.run("stanza-create")
     failed = []
     for repo in args.repo or _repos(config):
         started, begin = dt.datetime.now(dt.timezone.utc), time.monotonic()
@@ -67,6 +90,15 @@ def cmd_backup(config: dict, args: argparse.Namespace) -> int:
 
 
 def cmd_status(config: dict, args: argparse.Namespace) -> int:
+    host = config.get("host") or os.uname().nodename
+
+    def acting(here: bool) -> list[str]:
+        return acting_gauge("pgharbor_timetravel_acting", "1 where time travel backs up and archives (in a "
+                            "cluster, the primary)", host, here)
+
+    elsewhere = status_elsewhere(lambda: _here(config), args, acting, "time travel acts elsewhere")
+    if elsewhere is not None:
+        return elsewhere
     engine = _engine(config)
     drill_days = config.get("drill_max_age_days")
     report = health(repo_states(engine), RunLog(Path(config["run_log"])).read(),
@@ -75,8 +107,7 @@ def cmd_status(config: dict, args: argparse.Namespace) -> int:
                     dt.timedelta(days=float(drill_days)) if drill_days else None)
     if args.prometheus:
         layer = timetravel_report(report, None)
-        gauges = timetravel_gauges(config.get("host") or os.uname().nodename, layer)
-        write_gauges(args.prometheus, exposition(gauges))
+        write_gauges(args.prometheus, exposition(timetravel_gauges(host, layer) + acting(True)))
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
@@ -107,7 +138,12 @@ def cmd_verify(config: dict, args: argparse.Namespace) -> int:
 
 
 def cmd_drill(config: dict, args: argparse.Namespace) -> int:
-    """One drill: the repository named, or the next in rotation after the last drilled."""
+    """One drill: the repository named, or the next in rotation after the last drilled. On the
+    primary only: the drill commits its markers there."""
+    here = _here(config)
+    if not here.acting:
+        print(f"no drill: {here.reason}")
+        return 0
     log = RunLog(Path(config["run_log"]))
     repos = _repos(config)
     if args.repo is None:
@@ -142,6 +178,18 @@ def cmd_rebuild(config: dict, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_on_role_change(config: dict, args: argparse.Namespace) -> int:
+    """Patroni's on_role_change callback (through postgresql_server's hook directory): a member
+    that now leads makes its stanzas where missing, so that archiving to its own repository
+    works from its first segment (the backups follow with the next timer run)."""
+    if args.role not in LEADING:
+        print(f"{args.action} {args.role}: nothing to do on a standby")
+        return 0
+    _engine(config).run("stanza-create")
+    print(f"{args.action} {args.role}: the stanza {config['stanza']} is in every repository")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pgharbor-timetravel", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default=os.environ.get("PGHARBOR_TIMETRAVEL_CONFIG", TIMETRAVEL_CONFIG))
@@ -159,11 +207,15 @@ def parser() -> argparse.ArgumentParser:
     rebuild = sub.add_parser("rebuild", help="tier 3 as it was at a time, from the bucket's object versions")
     rebuild.add_argument("--as-of", required=True, help="the time, ISO 8601 with its time zone")
     rebuild.add_argument("--into", required=True, help="a new directory: the repository rebuilt there")
+    changed = sub.add_parser("on-role-change", help="Patroni's callback: a new primary makes its stanzas")
+    changed.add_argument("action", help="Patroni's action (on_role_change)")
+    changed.add_argument("role", help="the member's new role (master or primary: it leads)")
+    changed.add_argument("scope", nargs="?", help="the cluster's name")
     return p
 
 
 COMMANDS = {"backup": cmd_backup, "status": cmd_status, "verify": cmd_verify, "drill": cmd_drill,
-            "rebuild": cmd_rebuild}
+            "rebuild": cmd_rebuild, "on-role-change": cmd_on_role_change}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,6 +76,9 @@ class CheckSettings:
 class ConnReport:
     target: str
     reachable: bool = False
+    # which server answered and what it is: with a service naming every member
+    # of a cluster, the application's connection may land on any of them
+    server: dict = field(default_factory=dict)
     connect_ms: dict = field(default_factory=dict)
     tcp_connect_ms: dict = field(default_factory=dict)
     query_ms: dict = field(default_factory=dict)
@@ -94,6 +97,8 @@ class ConnReport:
 
     def summary(self) -> list[str]:
         lines = [f"{self.target}: {'PASS' if self.passed else 'FAIL'}"]
+        if self.server:
+            lines.append(f"answered by {self.server['host']}:{self.server['port']}, the {self.server['role']}")
         if self.connect_ms:
             lines.append(f"connect (TCP+TLS+auth) ms p50/p95/p99: {_triple(self.connect_ms)}"
                          + (f"; TCP alone p50 {self.tcp_connect_ms['p50']}" if self.tcp_connect_ms else ""))
@@ -148,7 +153,7 @@ def check_connection(conninfo: str, settings: CheckSettings = CheckSettings(),
         return report
     with conn:
         params = libpq_params(conn)
-        report = ConnReport(target=_target(params), reachable=True)
+        report = ConnReport(target=_target(params), reachable=True, server=_server(conn, params))
         report.connect_ms = _connect_times(open_, settings.attempts, report)
         if not on_socket(params["host"]):
             report.tcp_connect_ms = _tcp_times(params, settings.attempts, timeout)
@@ -171,6 +176,11 @@ def libpq_params(conn: psycopg.Connection) -> dict[str, str]:
     found["host"] = conn.info.host
     found["port"] = str(conn.info.port)
     return found
+
+
+def _server(conn: psycopg.Connection, params: dict[str, str]) -> dict:
+    standby = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+    return {"host": params["host"], "port": int(params["port"]), "role": "standby" if standby else "primary"}
 
 
 def _target(params: dict[str, str]) -> str:

@@ -29,6 +29,9 @@ def link_gauges(service: str, report: ConnReport, thresholds: Thresholds) -> lis
         cause = failure_cause(report.problems[0] if report.problems else "")
         gauge(out, "pgharbor_link_failure", "1 for the cause of the failed connection",
               [(labels(service=service, cause=cause), 1)])
+    if report.server:
+        gauge(out, "pgharbor_link_server_info", "The server that answered the application's service, and its role",
+              [(labels(service=service, server=report.server["host"], role=report.server["role"]), 1)])
     for name, text, measured in (
             ("pgharbor_link_connect_seconds", "Time to connect (TCP, TLS, authentication)", report.connect_ms),
             ("pgharbor_link_query_seconds", "Round trip of SELECT 1 on an open connection", report.query_ms)):
