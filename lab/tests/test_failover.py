@@ -63,6 +63,17 @@ def streaming(name: str) -> bool:
         and m.get("Lag in MB") in (0, "0")
 
 
+def ready() -> str:
+    """Wait until the cluster is whole again: a leader, and its standby synchronous (the lab's
+    synchronous_mode: only it may take over without losing a commit) and caught up. The leader's name."""
+    def whole() -> str | None:
+        found = members()
+        lead = [n for n, m in found.items() if m["Role"] == "Leader" and m["State"] == "running"]
+        sync = [n for n, m in found.items() if m["Role"] == "Sync Standby" and m.get("Lag in MB") in (0, "0")]
+        return lead[0] if lead and sync else None
+    return wait_for("a leader and its synchronous standby", whole, 180)
+
+
 def other(name: str) -> str:
     return "db2" if name == "db1" else "db1"
 
@@ -74,7 +85,7 @@ def psql(host: str, statement: str, db: str = "buffer") -> str:
 def record(story: str, figures: dict, line: str) -> None:
     REPORT.parent.mkdir(exist_ok=True)
     data = json.loads(REPORT.read_text()) if REPORT.exists() else {}
-    data[story] = f"{line} ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)"
+    data.setdefault("stories", {})[story] = f"{line} ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)"
     data.setdefault("figures", {})[story] = figures
     REPORT.write_text(json.dumps(data, indent=2) + "\n")
     print(f"{story}: {line}")
@@ -136,7 +147,7 @@ class Writer:
 @pytest.fixture(scope="module")
 def cluster():
     """The table the writer fills, made on the primary; at the end dropped again, and db1 the primary."""
-    first = leader()
+    first = ready()
     assert first == "db1", f"make lab leaves db1 the primary, not {first}"
     psql("db1", "CREATE TABLE IF NOT EXISTS buffer.ha_writes (id bigint PRIMARY KEY, at timestamptz DEFAULT now()); "
                 "ALTER TABLE buffer.ha_writes OWNER TO buffer_owner; "
@@ -184,7 +195,7 @@ def test_a_planned_switchover_keeps_every_commit_and_the_writer_waits_at_most_5_
 
 
 def test_the_primary_killed_its_standby_leads_within_30_s_losing_no_commit_and_it_rejoins(cluster):
-    assert leader() == "db2"
+    assert ready() == "db2"
     writer = Writer()
     writer.wait_for_acks(50)
     killed = time.time()
@@ -217,7 +228,7 @@ CUT = ("nft add table inet lab_partition; "
 
 
 def test_a_primary_cut_off_from_etcd_and_its_standby_stops_taking_writes_within_the_ttl(cluster):
-    old = leader()
+    old = ready()
     new = other(old)
     peers = ", ".join(address for name, address in ADDRESSES.items() if name != old)
     writer = Writer()
@@ -267,7 +278,7 @@ def _leader_seen_from(name: str) -> str | None:
 
 
 def test_one_etcd_member_lost_changes_nothing_and_two_lost_leave_the_primary_in_failsafe(cluster):
-    primary = leader()
+    primary = ready()
     standby = other(primary)
     writer = Writer()
     writer.wait_for_acks(20)
@@ -310,12 +321,17 @@ def _writable(host: str) -> bool:
 
 
 def test_the_standby_rebuilt_from_nothing_streams_again(cluster):
-    primary = leader()
+    primary = ready()
     standby = other(primary)
+    # a file of the old data directory: gone once Patroni has removed it and cloned the primary again
+    marker = "/var/lib/postgresql/15/main/pgharbor-before-rebuild"
+    sh(standby, f"runuser -u postgres -- touch {marker}")
     started = time.monotonic()
     sh(standby, f"patronictl -c {PATRONI} reinit --force pgharbor {standby}")
-    wait_for(f"{standby} streaming again", lambda: streaming(standby), 300)
+    wait_for(f"{standby}'s data directory replaced", lambda: HOSTS[standby].run(f"test -e {marker}").rc == 1, 120,
+             every=0.5)
+    assert ready() == primary
     took = time.monotonic() - started
     size = psql(primary, "SELECT pg_size_pretty(pg_database_size('buffer'))")
     record("standby_rebuilt", {"seconds": round(took, 1)},
-           f"{standby} rebuilt from {primary} (buffer {size}) and streaming in {took:.1f} s")
+           f"{standby} rebuilt from {primary} (buffer {size}) and back in sync in {took:.1f} s")
