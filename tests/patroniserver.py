@@ -195,6 +195,7 @@ def _node_vars(node: Node, common: dict) -> dict:
         "__postgresql_server_ha_own_address": "127.0.0.1",
         # the role's own callback; without /etc/pgharbor/on-role-change.d here it runs no hook
         "__postgresql_server_ha_on_role_change": str(ROLE / "files/pgharbor-on-role-change"),
+        "__postgresql_server_log_dir": str(node.basedir),
     }
 
 

@@ -28,7 +28,9 @@ from alerting import (
     wait_for,
 )
 from ansiblerun import playbook_runner
-from labhosts import INVENTORY, REPO
+from labhosts import INVENTORY, REPO, lab_host
+
+DB2 = lab_host("db2")
 
 RULES = REPO / "roles" / "monitoring_server" / "files" / "pgharbor.rules.yml"
 PLAYBOOK = Path(__file__).parent / "playbooks" / "monitoring_server.yml"
@@ -48,8 +50,10 @@ def test_every_target_is_up():
         return targets if targets and all(t["health"] == "up" for t in targets) else None
     targets = wait_for("target list with every target up", all_up, 90)
     seen = {(t["labels"]["job"], t["labels"]["instance"]) for t in targets}
-    assert seen == {("node", "db1"), ("node", "backup1"), ("node", "legacy"), ("postgres", "db1"), ("mtail", "db1"),
-                    ("prometheus", "mon1"), ("alertmanager", "mon1")}
+    # the DB servers (a cluster: Patroni's API too), the etcd members, the other monitored hosts, mon1 itself
+    assert seen == ({(job, db) for db in ("db1", "db2") for job in ("node", "postgres", "mtail", "patroni")}
+                    | {("etcd", member) for member in ("db1", "db2", "mon1")}
+                    | {("node", "backup1"), ("node", "legacy"), ("prometheus", "mon1"), ("alertmanager", "mon1")})
 
 
 def test_prometheus_has_every_rule_of_the_repository():
@@ -171,7 +175,8 @@ def test_real_faults_reach_the_receiver_and_resolve(measured):
                lambda: run(LEGACY, "ip route del blackhole 10.89.42.11/32"),
                {"severity": "critical", "service": "buffer_remote"}),
          damaged_arrival()],
-        [stopped(DB1, "postgresql@15-main", "PostgreSQL stopped on db1", "PostgreSQLDown", "db1",
+        # the standby's: Patroni would restart the primary's PostgreSQL within a loop, or fail over
+        [stopped(DB2, "patroni@15-main", "PostgreSQL stopped on db2 (its Patroni stopped)", "PostgreSQLDown", "db2",
                  {"severity": "critical"}),
          stopped(BACKUP1, "prometheus-node-exporter", "node_exporter stopped on backup1", "HostDown", "backup1",
                  {"severity": "critical", "job": "node"})],

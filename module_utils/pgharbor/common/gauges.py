@@ -34,5 +34,19 @@ def _metric(out: list[str], kind: str, name: str, text: str, samples: list[tuple
 
 
 def exposition(lines: list[str]) -> str:
-    """Lines of gauges as one file."""
-    return "\n".join(lines) + "\n"
+    """Lines of gauges as one file. A metric written by several calls (one per host, say) gets one
+    HELP and one TYPE and its samples together, as the text format requires: node_exporter refuses
+    the whole file on a second HELP line for a name."""
+    heads: dict[str, list[str]] = {}
+    samples: dict[str, list[str]] = {}
+    for line in lines:
+        if line.startswith("# "):
+            kind, name = line.split()[1:3]
+            head = heads.setdefault(name, [])
+            if not any(h.split()[1] == kind for h in head):
+                head.append(line)
+        else:
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            heads.setdefault(name, [])
+            samples.setdefault(name, []).append(line)
+    return "\n".join(line for name, head in heads.items() for line in head + samples.get(name, [])) + "\n"
