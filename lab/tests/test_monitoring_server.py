@@ -169,10 +169,10 @@ def test_real_faults_reach_the_receiver_and_resolve(measured):
     server or a cut link would hide the slow link. The slowest (the backup timer's, whose rule waits 5
     minutes, and the refused logins, whose alert ends 5 minutes after them) run beside all of them."""
     phases = [
-        [Fault("the application's link cut (legacy to db1)", "LinkDown", "legacy",
-               # inside legacy's own network namespace: its packets to db1 go nowhere
-               lambda: run(LEGACY, "ip route add blackhole 10.89.42.11/32"),
-               lambda: run(LEGACY, "ip route del blackhole 10.89.42.11/32"),
+        [Fault("the application's link cut (legacy to db1 and db2)", "LinkDown", "legacy",
+               # inside legacy's own network namespace: its packets to either member go nowhere
+               lambda: run(LEGACY, "ip route add blackhole 10.89.42.11/32; ip route add blackhole 10.89.42.15/32"),
+               lambda: run(LEGACY, "ip route del blackhole 10.89.42.11/32; ip route del blackhole 10.89.42.15/32"),
                {"severity": "critical", "service": "buffer_remote"}),
          damaged_arrival()],
         # the standby's: Patroni would restart the primary's PostgreSQL within a loop, or fail over
