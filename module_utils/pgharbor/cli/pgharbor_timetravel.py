@@ -70,7 +70,11 @@ def cmd_backup(config: dict, args: argparse.Namespace) -> int:
         print(f"no backup: {here.reason}")
         return 0
     engine, log = _engine(config), RunLog(Path(config["run_log"]))
-    engine.run("stanza-create")
+    try:
+        engine.run("stanza-create")
+    except PgbackrestError as exc:
+        # a repository pgBackRest cannot reach: its backup below fails, is recorded and named
+        print(f"note: {exc}", file=sys.stderr)
     failed = []
     for repo in args.repo or _repos(config):
         started, begin = dt.datetime.now(dt.timezone.utc), time.monotonic()
