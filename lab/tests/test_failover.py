@@ -35,6 +35,11 @@ REPORT = REPO / "reports" / "ha-lab.json"
 # the lab's Patroni settings (inventories/lab/group_vars/db_servers.yml)
 TTL = 20
 STOP_FILE = "/tmp/pgharbor-ha-writer.stop"
+# The cut-off primary's story and the two after it run with the slow suite (make lab-test-slow), not
+# in make test, until the heal is reliable: in one CI run of 2026-12-08 the old primary, demoted
+# while its shutdown waited for a walsender cut off from the standby, did not rejoin within 180 s
+# (four runs on this machine before it rejoined in 10 to 22 s).
+UNSETTLED = pytest.mark.slow
 
 
 def sh(host: str, command: str) -> str:
@@ -227,6 +232,7 @@ CUT = ("nft add table inet lab_partition; "
        "nft add rule inet lab_partition out ip daddr '{ %(peers)s }' drop")
 
 
+@UNSETTLED
 def test_a_primary_cut_off_from_etcd_and_its_standby_stops_taking_writes_within_the_ttl(cluster):
     old = ready()
     new = other(old)
@@ -277,6 +283,7 @@ def _leader_seen_from(name: str) -> str | None:
     return found[0] if found else None
 
 
+@UNSETTLED
 def test_one_etcd_member_lost_changes_nothing_and_two_lost_leave_the_primary_in_failsafe(cluster):
     primary = ready()
     standby = other(primary)
@@ -320,6 +327,7 @@ def _writable(host: str) -> bool:
     return psql(host, "SELECT NOT pg_is_in_recovery()", db="postgres") == "t"
 
 
+@UNSETTLED
 def test_the_standby_rebuilt_from_nothing_streams_again(cluster):
     primary = ready()
     standby = other(primary)
