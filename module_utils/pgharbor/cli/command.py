@@ -14,7 +14,7 @@ from ..common.atomicfile import replace_file
 from ..common.gauges import exposition, gauge, labels
 from ..common.settings import ConfigError, load_config
 from ..errors import PgharborError
-from ..ha.member import Acting, MemberError
+from ..ha.member import Acting
 
 Command = Callable[[dict, argparse.Namespace], int]
 
@@ -56,11 +56,7 @@ def status_elsewhere(probe: Callable[[], Acting], args: argparse.Namespace, gaug
     """A status command on a member that does not do the layer's work: only the acting gauge, a line
     saying who does, exit 0. None where this server does the work, or does not answer (then its layer
     is reported as it is; the server's own alerts say it is down)."""
-    try:
-        here = probe()
-    except MemberError as exc:
-        print(f"note: {exc}", file=sys.stderr)
-        return None
+    here = probe()
     if here.acting:
         return None
     if args.prometheus:

@@ -48,7 +48,11 @@ def acting(conninfo: str, chosen: str, job: str, setting: str = "") -> Acting:
     job is the primary's by its nature)."""
     if chosen not in MEMBERS:
         raise ConfigError(f"{setting} is {chosen!r}: it must be one of {', '.join(MEMBERS)}")
-    role = server_role(conninfo)
+    try:
+        role = server_role(conninfo)
+    except MemberError as exc:
+        # the server does not answer: the job goes on, fails on it and is recorded as failed, naming why
+        return Acting(True, "unknown", str(exc))
     chose = f" ({setting}: {chosen})" if setting else ""
     if role == chosen:
         return Acting(True, role, f"this server is the {role}, which does {job}{chose}")
